@@ -1,0 +1,1 @@
+//! End-to-end tests of the `skiff` binary live in this package's `tests/` directory.
