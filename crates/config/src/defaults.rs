@@ -60,10 +60,6 @@ pub(crate) fn apply(config: &mut SkaffoldConfig) {
         || manifests.kpt.as_ref().is_some_and(|k| !k.is_empty())
         || manifests.remote_manifests.as_ref().is_some_and(|r| !r.is_empty());
     let deploy = config.deploy.get_or_insert_with(DeployConfig::default);
-    let legacy_helm = deploy.helm.is_some();
-    if !has_renderer && !legacy_helm {
-        manifests.raw_yaml = Some(vec![DEFAULT_RAW_YAML.to_owned()]);
-    }
     let has_deployer = deploy.kubectl.is_some()
         || deploy.helm.is_some()
         || deploy.kpt.is_some()
@@ -71,6 +67,10 @@ pub(crate) fn apply(config: &mut SkaffoldConfig) {
         || deploy.cloudrun.is_some();
     if !has_deployer {
         deploy.kubectl = Some(KubectlDeploy::default());
+    }
+    // As Skaffold: the default manifests are the kubectl deployer's, not every deployer's.
+    if !has_renderer && deploy.kubectl.is_some() {
+        manifests.raw_yaml = Some(vec![DEFAULT_RAW_YAML.to_owned()]);
     }
     deploy
         .status_check_deadline_seconds

@@ -179,24 +179,16 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
         let mut c = SkaffoldConfig::default();
-        while let Some(key) = map.next_key::<String>()? {
+        // Keys and the checked values go through seeds so that their errors carry the key's or
+        // value's own position, not the mapping's.
+        while let Some(key) = map.next_key_seed(TopLevelKey)? {
             match key.as_str() {
                 "apiVersion" => {
-                    let version: String = map.next_value()?;
-                    if !SUPPORTED_API_VERSIONS.contains(&version.as_str()) {
-                        return Err(de::Error::custom(format_args!(
-                            "unsupported apiVersion `{version}`; skiff reads skaffold/v3, skaffold/v4beta1 … skaffold/v4beta14 and skaffold/v4 (upgrade older files with `skaffold fix`)"
-                        )));
-                    }
+                    let version = map.next_value_seed(Checked(check_api_version))?;
                     set_once(&mut c.api_version, version, "apiVersion")?;
                 }
                 "kind" => {
-                    let kind: String = map.next_value()?;
-                    if kind != "Config" {
-                        return Err(de::Error::custom(format_args!(
-                            "unsupported kind `{kind}`; a skaffold config has `kind: Config`"
-                        )));
-                    }
+                    let kind = map.next_value_seed(Checked(check_kind))?;
                     set_once(&mut c.kind, kind, "kind")?;
                 }
                 "metadata" => set_once(&mut c.metadata, map.next_value()?, "metadata")?,
@@ -216,10 +208,9 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
                     set_once(&mut c.custom_actions, map.next_value()?, "customActions")?
                 }
                 "profiles" => set_once(&mut c.profiles, map.next_value()?, "profiles")?,
-                other if other.starts_with('.') => {
+                _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
-                other => return Err(de::Error::unknown_field(other, TOP_LEVEL_FIELDS)),
             }
         }
         if c.api_version.is_none() {
@@ -230,6 +221,74 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
         }
         Ok(TopLevel(c))
     }
+}
+
+/// A top-level key: a schema field, or a `.`-key (returned as is, for the caller to skip).
+struct TopLevelKey;
+
+impl<'de> de::DeserializeSeed<'de> for TopLevelKey {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_str(Checked(|key| {
+            if key.starts_with('.') || TOP_LEVEL_FIELDS.contains(&key) {
+                Ok(())
+            } else {
+                Err(CheckError::UnknownField)
+            }
+        }))
+    }
+}
+
+enum CheckError {
+    UnknownField,
+    Message(String),
+}
+
+/// A string checked inside the visitor: serde_yaml gives an error raised there the scalar's
+/// own position.
+struct Checked(fn(&str) -> Result<(), CheckError>);
+
+impl<'de> de::DeserializeSeed<'de> for Checked {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<String, E> {
+        match (self.0)(value) {
+            Ok(()) => Ok(value.to_owned()),
+            Err(CheckError::UnknownField) => Err(E::unknown_field(value, TOP_LEVEL_FIELDS)),
+            Err(CheckError::Message(message)) => Err(E::custom(message)),
+        }
+    }
+}
+
+fn check_api_version(version: &str) -> Result<(), CheckError> {
+    if SUPPORTED_API_VERSIONS.contains(&version) {
+        return Ok(());
+    }
+    Err(CheckError::Message(format!(
+        "unsupported apiVersion `{version}`; skiff reads skaffold/v3, skaffold/v4beta1 … skaffold/v4beta14 and skaffold/v4 (upgrade older files with `skaffold fix`)"
+    )))
+}
+
+fn check_kind(kind: &str) -> Result<(), CheckError> {
+    if kind == "Config" {
+        return Ok(());
+    }
+    Err(CheckError::Message(format!(
+        "unsupported kind `{kind}`; a skaffold config has `kind: Config`"
+    )))
 }
 
 #[cfg(test)]

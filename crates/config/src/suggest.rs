@@ -42,10 +42,6 @@ fn split_path(text: &str) -> (Option<String>, &str) {
 fn invalid(location: Option<Location>, field: Option<String>, message: &str) -> ConfigError {
     if let Some((unknown, expected)) = parse_unknown(message, "unknown field `") {
         let help = suggestion(unknown, &expected, "field");
-        let field = Some(match field {
-            Some(parent) => format!("{parent}.{unknown}"),
-            None => unknown.to_owned(),
-        });
         return ConfigError::Invalid {
             location,
             field,
