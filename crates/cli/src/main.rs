@@ -1,1 +1,85 @@
-fn main() {}
+//! The `skiff` binary. It owns the command line (flags, `SKAFFOLD_*` environment variables,
+//! subcommands), gathering the process environment and working directory for the libraries,
+//! and everything the user sees: output on stdout, warnings and errors on stderr, the exit
+//! code. The work itself happens in the library crates.
+
+// The binary is the one place that prints; libraries return values and errors.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod args;
+mod diagnose;
+mod report;
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::args::{Cli, Command, Verbosity};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let color = cli.global.color
+        && env.get("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stderr().is_terminal();
+    match run(&cli, env) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprint!("{}", report::render(&error, color));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Version => write_stdout(&format!("skiff {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Diagnose(args) => {
+            let cwd = std::env::current_dir().context("cannot read the working directory")?;
+            let options = cli.global.load_options(cli.command.name(), env, cwd);
+            let loaded = skiff_config::load(&options)?;
+            if cli.global.verbosity >= Verbosity::Warn {
+                for warning in &loaded.warnings {
+                    eprintln!("warning: {warning}");
+                }
+            }
+            let text = diagnose::render(
+                &loaded,
+                &diagnose::RenderOptions {
+                    yaml_only: args.yaml_only,
+                    namespace: cli.global.namespace.clone(),
+                    default_repo: cli.global.default_repo.clone(),
+                },
+            )
+            .context("cannot write the configuration as YAML")?;
+            match &args.output {
+                Some(path) => write_file(path, &text),
+                None => write_stdout(&text),
+            }
+        }
+    }
+}
+
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Write to stdout; a reader that went away (`skiff diagnose | head`) is not an error.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(error).context("cannot write to standard output")
+        }
+        _ => Ok(()),
+    }
+}

@@ -26,10 +26,14 @@ pub(crate) fn apply(config: &mut SkaffoldConfig) {
                 artifact.docker = Some(DockerArtifact::default());
             }
             if let Some(docker) = artifact.docker.as_mut() {
-                docker.dockerfile.get_or_insert_with(|| "Dockerfile".to_owned());
+                docker
+                    .dockerfile
+                    .get_or_insert_with(|| "Dockerfile".to_owned());
             }
             if let Some(kaniko) = artifact.kaniko.as_mut() {
-                kaniko.dockerfile.get_or_insert_with(|| "Dockerfile".to_owned());
+                kaniko
+                    .dockerfile
+                    .get_or_insert_with(|| "Dockerfile".to_owned());
             }
         }
         let policy = build.tag_policy.get_or_insert_with(TagPolicy::default);
@@ -58,7 +62,10 @@ pub(crate) fn apply(config: &mut SkaffoldConfig) {
         || manifests.kustomize.is_some()
         || manifests.helm.is_some()
         || manifests.kpt.as_ref().is_some_and(|k| !k.is_empty())
-        || manifests.remote_manifests.as_ref().is_some_and(|r| !r.is_empty());
+        || manifests
+            .remote_manifests
+            .as_ref()
+            .is_some_and(|r| !r.is_empty());
     let deploy = config.deploy.get_or_insert_with(DeployConfig::default);
     let has_deployer = deploy.kubectl.is_some()
         || deploy.helm.is_some()

@@ -88,7 +88,10 @@ pub(crate) fn parse_documents(file: &Path, text: &str) -> Result<Vec<Document>, 
     }
     // Pass 2: the typed form, straight from the text so errors keep their position.
     let mut documents = Vec::new();
-    for (tree, document) in trees.into_iter().zip(serde_yaml::Deserializer::from_str(text)) {
+    for (tree, document) in trees
+        .into_iter()
+        .zip(serde_yaml::Deserializer::from_str(text))
+    {
         let typed = Option::<TopLevel>::deserialize(document)
             .map_err(|error| schema_error(file, &error))?;
         let Some(TopLevel(config)) = typed else {
@@ -312,7 +315,10 @@ mod tests {
         )
         .unwrap();
         let build = docs[0].config.build.as_ref().unwrap();
-        assert_eq!(build.artifacts.as_ref().unwrap()[0].image, "localhost:5000/a");
+        assert_eq!(
+            build.artifacts.as_ref().unwrap()[0].image,
+            "localhost:5000/a"
+        );
         assert!(docs[0].tree.get(".img").is_none());
     }
 
@@ -333,12 +339,16 @@ mod tests {
     #[test]
     fn empty_file() {
         assert!(matches!(parse(""), Err(ConfigError::Empty { .. })));
-        assert!(matches!(parse("---\n# nothing\n"), Err(ConfigError::Empty { .. })));
+        assert!(matches!(
+            parse("---\n# nothing\n"),
+            Err(ConfigError::Empty { .. })
+        ));
     }
 
     #[test]
     fn syntax_error_stops() {
-        let err = parse("apiVersion: skaffold/v4\nkind: Config\nbuild: [\n---\nfoo: 1\n").unwrap_err();
+        let err =
+            parse("apiVersion: skaffold/v4\nkind: Config\nbuild: [\n---\nfoo: 1\n").unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
     }
 }

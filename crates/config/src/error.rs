@@ -146,8 +146,8 @@ pub enum ConfigError {
     /// A profile's patch could not be applied.
     #[error("{location}: profile `{profile}`, patch {index} (`{op} {path}`): {source}")]
     Patch {
-        /// Where the profile is.
-        location: Location,
+        /// Where the patch is.
+        location: Box<Location>,
         /// The profile.
         profile: String,
         /// 0-based index of the patch in the profile.
@@ -157,7 +157,7 @@ pub enum ConfigError {
         /// The JSON pointer the patch targets.
         path: String,
         /// Why it failed.
-        source: PatchError,
+        source: Box<PatchError>,
     },
     /// `requires` loops back to a configuration already being loaded.
     #[error("cyclic `requires`: {}", chain.join(" → "))]
@@ -199,8 +199,8 @@ impl ConfigError {
         match self {
             ConfigError::Syntax { location, .. }
             | ConfigError::Activation { location, .. }
-            | ConfigError::Patch { location, .. }
             | ConfigError::Requires { location, .. } => Some(location),
+            ConfigError::Patch { location, .. } => Some(location),
             ConfigError::Invalid { location, .. } | ConfigError::Unsupported { location, .. } => {
                 location.as_ref()
             }

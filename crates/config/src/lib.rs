@@ -24,7 +24,7 @@
 mod defaults;
 mod document;
 mod error;
-mod kubeconfig;
+pub mod kubeconfig;
 mod locate;
 pub mod patch;
 mod profiles;

@@ -41,7 +41,10 @@ fn is_content(line: &str) -> bool {
 }
 
 fn is_separator(line: &str) -> bool {
-    line == "---" || line.starts_with("--- ") || line.starts_with("---\t") || line.starts_with("---#")
+    line == "---"
+        || line.starts_with("--- ")
+        || line.starts_with("---\t")
+        || line.starts_with("---#")
 }
 
 /// The line range of the `index`-th non-empty document.
@@ -74,7 +77,13 @@ fn content_start(line: &str) -> (usize, &str) {
     (column, rest)
 }
 
-fn find(lines: &[&str], start: usize, end: usize, parent: isize, path: &[Step<'_>]) -> Option<(usize, usize)> {
+fn find(
+    lines: &[&str],
+    start: usize,
+    end: usize,
+    parent: isize,
+    path: &[Step<'_>],
+) -> Option<(usize, usize)> {
     let Some((step, rest)) = path.split_first() else {
         return Some((start.saturating_sub(1), 0));
     };
@@ -167,9 +176,30 @@ mod tests {
     fn finds_keys_and_items() {
         use Step::*;
         assert_eq!(at(0, &[Key("build"), Key("artifacts"), Index(1)]), (8, 3));
-        assert_eq!(at(0, &[Key("build"), Key("artifacts"), Index(1), Key("custom")]), (9, 5));
-        assert_eq!(at(0, &[Key("build"), Key("artifacts"), Index(0), Key("docker"), Key("dockerfile")]), (7, 7));
-        assert_eq!(at(0, &[Key("deploy"), Key("kubectl"), Key("manifests")]), (13, 5));
+        assert_eq!(
+            at(
+                0,
+                &[Key("build"), Key("artifacts"), Index(1), Key("custom")]
+            ),
+            (9, 5)
+        );
+        assert_eq!(
+            at(
+                0,
+                &[
+                    Key("build"),
+                    Key("artifacts"),
+                    Index(0),
+                    Key("docker"),
+                    Key("dockerfile")
+                ]
+            ),
+            (7, 7)
+        );
+        assert_eq!(
+            at(0, &[Key("deploy"), Key("kubectl"), Key("manifests")]),
+            (13, 5)
+        );
         assert_eq!(at(1, &[Key("metadata"), Key("name")]), (19, 3));
     }
 

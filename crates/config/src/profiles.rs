@@ -100,14 +100,21 @@ fn auto_activated(
         let here = || {
             locate(
                 document,
-                &[Step::Key("profiles"), Step::Index(index), Step::Key("activation"), Step::Index(rule_index)],
+                &[
+                    Step::Key("profiles"),
+                    Step::Index(index),
+                    Step::Key("activation"),
+                    Step::Index(rule_index),
+                ],
             )
         };
-        results.push(rule_matches(rule, context).map_err(|message| ConfigError::Activation {
-            location: here(),
-            profile: profile.name.clone(),
-            message,
-        })?);
+        results.push(
+            rule_matches(rule, context).map_err(|message| ConfigError::Activation {
+                location: here(),
+                profile: profile.name.clone(),
+                message,
+            })?,
+        );
     }
     Ok(if profile.requires_all_activations.unwrap_or(false) {
         results.iter().all(|&r| r)
@@ -132,13 +139,17 @@ fn rule_matches(rule: &Activation, context: &ActivationContext<'_>) -> Result<bo
     if let Some(pattern) = &rule.kube_context {
         any = true;
         let actual = context.kube_context.unwrap_or("");
-        if !satisfies(pattern, actual).map_err(|e| format!("activation `kubeContext: {pattern}`: {e}"))? {
+        if !satisfies(pattern, actual)
+            .map_err(|e| format!("activation `kubeContext: {pattern}`: {e}"))?
+        {
             return Ok(false);
         }
     }
     if let Some(pattern) = &rule.command {
         any = true;
-        if !satisfies(pattern, context.command).map_err(|e| format!("activation `command: {pattern}`: {e}"))? {
+        if !satisfies(pattern, context.command)
+            .map_err(|e| format!("activation `command: {pattern}`: {e}"))?
+        {
             return Ok(false);
         }
     }
@@ -181,14 +192,32 @@ pub(crate) fn apply_profiles(document: &Document, active: &[String]) -> Result<V
         for (patch_index, raw) in profile.patches.iter().flatten().enumerate() {
             let op_name = raw.op.as_deref().unwrap_or("replace");
             let value = raw.value.as_ref().map(|v| v.0.clone());
-            let op = PatchOp::from_parts(op_name, &raw.path, raw.from.as_deref(), value).map_err(|source| {
-                patch_error(document, index, patch_index, profile, op_name, &raw.path, source)
-            })?;
+            let op = PatchOp::from_parts(op_name, &raw.path, raw.from.as_deref(), value).map_err(
+                |source| {
+                    patch_error(
+                        document,
+                        index,
+                        patch_index,
+                        profile,
+                        op_name,
+                        &raw.path,
+                        source,
+                    )
+                },
+            )?;
             ops.push(op);
         }
         patch::apply_all(&mut tree, &ops).map_err(|(patch_index, source)| {
             let op = &ops[patch_index];
-            patch_error(document, index, patch_index, profile, op.name(), op.path(), source)
+            patch_error(
+                document,
+                index,
+                patch_index,
+                profile,
+                op.name(),
+                op.path(),
+                source,
+            )
         })?;
     }
     Ok(tree)
@@ -204,15 +233,20 @@ fn patch_error(
     source: patch::PatchError,
 ) -> ConfigError {
     ConfigError::Patch {
-        location: locate(
+        location: Box::new(locate(
             document,
-            &[Step::Key("profiles"), Step::Index(profile_index), Step::Key("patches"), Step::Index(patch_index)],
-        ),
+            &[
+                Step::Key("profiles"),
+                Step::Index(profile_index),
+                Step::Key("patches"),
+                Step::Index(patch_index),
+            ],
+        )),
         profile: profile.name.clone(),
         index: patch_index,
         op: op.to_owned(),
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     }
 }
 

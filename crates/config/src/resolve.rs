@@ -97,7 +97,12 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
         .flatten()
         .flat_map(|d| d.config.profiles.iter().flatten().map(|p| p.name.clone()))
         .collect();
-    for name in loader.request.enabled.iter().chain(&loader.request.disabled) {
+    for name in loader
+        .request
+        .enabled
+        .iter()
+        .chain(&loader.request.disabled)
+    {
         if !defined.contains(name) {
             let mut available = defined.clone();
             available.sort();
@@ -223,7 +228,9 @@ impl Loader<'_> {
         let mut config: SkaffoldConfig = serde_yaml::from_value(tree).map_err(|error| {
             let located = tree_error(None, &error);
             let location = match &located {
-                ConfigError::Invalid { field: Some(field), .. } => {
+                ConfigError::Invalid {
+                    field: Some(field), ..
+                } => {
                     let steps = parse_field_path(field);
                     let steps: Vec<Step<'_>> = steps.iter().map(|s| s.as_step()).collect();
                     locate(document, &steps)
@@ -231,7 +238,12 @@ impl Loader<'_> {
                 _ => locate(document, &[]),
             };
             match located {
-                ConfigError::Invalid { field, message, help, .. } => ConfigError::Invalid {
+                ConfigError::Invalid {
+                    field,
+                    message,
+                    help,
+                    ..
+                } => ConfigError::Invalid {
                     location: Some(location),
                     field,
                     message: if active.is_empty() {
@@ -252,7 +264,13 @@ impl Loader<'_> {
 
         chain.push((key.0.clone(), key.1, document.label()));
         let mut requires = Vec::new();
-        for (index, dependency) in config.requires.clone().unwrap_or_default().iter().enumerate() {
+        for (index, dependency) in config
+            .requires
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let location = locate(document, &[Step::Key("requires"), Step::Index(index)]);
             if dependency.git.is_some() || dependency.google_cloud_storage.is_some() {
                 return Err(ConfigError::Unsupported {
@@ -329,7 +347,10 @@ impl Loader<'_> {
             .and_then(|k| k.manifests.take());
         let Some(legacy) = legacy else { return };
         let manifests = config.manifests.get_or_insert_with(RenderConfig::default);
-        manifests.raw_yaml.get_or_insert_with(Vec::new).extend(legacy);
+        manifests
+            .raw_yaml
+            .get_or_insert_with(Vec::new)
+            .extend(legacy);
         self.warnings.push(Warning {
             location: Some(locate(
                 document,
@@ -406,7 +427,10 @@ fn select_modules(
             keep.push(key);
         }
     }
-    Ok(configs.into_iter().filter(|e| keep.contains(&e.key)).collect())
+    Ok(configs
+        .into_iter()
+        .filter(|e| keep.contains(&e.key))
+        .collect())
 }
 
 /// `build.artifacts[0].docker` → keys and indices.
@@ -434,7 +458,9 @@ fn parse_field_path(path: &str) -> Vec<OwnedStep> {
             }
             rest = &rest[open..];
             while let Some(inner) = rest.strip_prefix('[') {
-                let Some((index, after)) = inner.split_once(']') else { break };
+                let Some((index, after)) = inner.split_once(']') else {
+                    break;
+                };
                 if let Ok(i) = index.parse() {
                     steps.push(OwnedStep::Index(i));
                 }

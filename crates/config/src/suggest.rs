@@ -71,11 +71,7 @@ fn invalid(location: Option<Location>, field: Option<String>, message: &str) -> 
 fn parse_unknown<'a>(message: &'a str, prefix: &str) -> Option<(&'a str, Vec<&'a str>)> {
     let rest = message.strip_prefix(prefix)?;
     let (unknown, rest) = rest.split_once('`')?;
-    let expected = rest
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .collect::<Vec<_>>();
+    let expected = rest.split('`').skip(1).step_by(2).collect::<Vec<_>>();
     Some((unknown, expected))
 }
 
@@ -87,7 +83,12 @@ pub(crate) fn suggestion(unknown: &str, candidates: &[&str], noun: &str) -> Opti
     let lower = unknown.to_ascii_lowercase();
     let best = candidates
         .iter()
-        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()), *c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()),
+                *c,
+            )
+        })
         .min_by_key(|(distance, _)| *distance);
     match best {
         Some((distance, candidate)) if distance <= (unknown.len() / 3).max(2) => {
@@ -126,15 +127,22 @@ mod tests {
 
     #[test]
     fn serde_messages_are_parsed() {
-        let (unknown, expected) =
-            parse_unknown("unknown field `x`, expected one of `a`, `b`", "unknown field `")
-                .unwrap_or_default();
+        let (unknown, expected) = parse_unknown(
+            "unknown field `x`, expected one of `a`, `b`",
+            "unknown field `",
+        )
+        .unwrap_or_default();
         assert_eq!((unknown, expected), ("x", vec!["a", "b"]));
         let (_, expected) =
             parse_unknown("unknown field `x`, expected `a` or `b`", "unknown field `")
                 .unwrap_or_default();
         assert_eq!(expected, vec!["a", "b"]);
-        assert_eq!(split_path("build.artifacts[0]: missing field `image`").0.as_deref(), Some("build.artifacts[0]"));
+        assert_eq!(
+            split_path("build.artifacts[0]: missing field `image`")
+                .0
+                .as_deref(),
+            Some("build.artifacts[0]")
+        );
         assert_eq!(split_path("invalid type: string").0, None);
     }
 }

@@ -112,7 +112,10 @@ pub(crate) fn render_env_templates(
         }
         if let Some(policy) = build.tag_policy.as_mut() {
             if let Some(tagger) = policy.env_template.as_mut() {
-                r.field("build.tagPolicy.envTemplate.template".into(), &mut tagger.template)?;
+                r.field(
+                    "build.tagPolicy.envTemplate.template".into(),
+                    &mut tagger.template,
+                )?;
             }
         }
     }
@@ -126,15 +129,24 @@ pub(crate) fn render_env_templates(
     }
     if let Some(deploy) = config.deploy.as_mut() {
         if let Some(kubectl) = deploy.kubectl.as_mut() {
-            r.option("deploy.kubectl.defaultNamespace".into(), kubectl.default_namespace.as_mut())?;
+            r.option(
+                "deploy.kubectl.defaultNamespace".into(),
+                kubectl.default_namespace.as_mut(),
+            )?;
         }
         if let Some(releases) = deploy.helm.as_mut().and_then(|h| h.releases.as_mut()) {
             r.helm_releases("deploy.helm.releases", releases)?;
         }
     }
     for (i, forward) in config.port_forward.iter_mut().flatten().enumerate() {
-        r.option(format!("portForward[{i}].namespace"), forward.namespace.as_mut())?;
-        r.option(format!("portForward[{i}].resourceName"), forward.resource_name.as_mut())?;
+        r.option(
+            format!("portForward[{i}].namespace"),
+            forward.namespace.as_mut(),
+        )?;
+        r.option(
+            format!("portForward[{i}].resourceName"),
+            forward.resource_name.as_mut(),
+        )?;
     }
     Ok(())
 }

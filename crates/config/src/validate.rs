@@ -7,10 +7,17 @@ use crate::document::Document;
 use crate::error::{ConfigError, Location};
 use crate::locate::{Step, locate};
 use crate::resolve::EffectiveConfig;
-use crate::schema::{Artifact, GIT_TAGGER_VARIANT_VALUES, LOGS_CONFIG_PREFIX_VALUES, SkaffoldConfig};
+use crate::schema::{
+    Artifact, GIT_TAGGER_VARIANT_VALUES, LOGS_CONFIG_PREFIX_VALUES, SkaffoldConfig,
+};
 use crate::suggest::suggestion;
 
-fn invalid(location: Location, field: String, message: String, help: Option<String>) -> ConfigError {
+fn invalid(
+    location: Location,
+    field: String,
+    message: String,
+    help: Option<String>,
+) -> ConfigError {
     ConfigError::Invalid {
         location: Some(location),
         field: Some(field),
@@ -49,7 +56,11 @@ fn one_of(
             format!(
                 "sets {} {what}s ({}); choose one",
                 kinds.len(),
-                kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                kinds
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             None,
         ));
@@ -97,8 +108,14 @@ pub(crate) fn config(document: &Document, config: &SkaffoldConfig) -> Result<(),
                     return Err(invalid(
                         locate(document, &image_at),
                         format!("{field}.image"),
-                        format!("image `{}` carries a tag or digest; skiff chooses the tag", artifact.image),
-                        Some(format!("write `image: {}` and set a tagPolicy", image.repository())),
+                        format!(
+                            "image `{}` carries a tag or digest; skiff chooses the tag",
+                            artifact.image
+                        ),
+                        Some(format!(
+                            "write `image: {}` and set a tagPolicy",
+                            image.repository()
+                        )),
                     ));
                 }
                 Ok(_) => {}
@@ -119,7 +136,13 @@ pub(crate) fn config(document: &Document, config: &SkaffoldConfig) -> Result<(),
             })
             .filter_map(|(kind, set)| set.then_some(kind))
             .collect();
-        one_of(document, &[Key("build"), Key("tagPolicy")], "build.tagPolicy", &tag_kinds, "tagger")?;
+        one_of(
+            document,
+            &[Key("build"), Key("tagPolicy")],
+            "build.tagPolicy",
+            &tag_kinds,
+            "tagger",
+        )?;
         let variant = build
             .tag_policy
             .as_ref()
@@ -127,7 +150,12 @@ pub(crate) fn config(document: &Document, config: &SkaffoldConfig) -> Result<(),
             .and_then(|g| g.variant.as_deref());
         known_value(
             document,
-            &[Key("build"), Key("tagPolicy"), Key("gitCommit"), Key("variant")],
+            &[
+                Key("build"),
+                Key("tagPolicy"),
+                Key("gitCommit"),
+                Key("variant"),
+            ],
             "build.tagPolicy.gitCommit.variant",
             variant,
             GIT_TAGGER_VARIANT_VALUES,
@@ -140,7 +168,13 @@ pub(crate) fn config(document: &Document, config: &SkaffoldConfig) -> Result<(),
         .into_iter()
         .filter_map(|(kind, set)| set.then_some(kind))
         .collect();
-        one_of(document, &[Key("build")], "build", &build_kinds, "build environment")?;
+        one_of(
+            document,
+            &[Key("build")],
+            "build",
+            &build_kinds,
+            "build environment",
+        )?;
     }
     if let Some(deploy) = &config.deploy {
         let prefix = deploy.logs.as_ref().and_then(|l| l.prefix.as_deref());
@@ -153,7 +187,10 @@ pub(crate) fn config(document: &Document, config: &SkaffoldConfig) -> Result<(),
         )?;
         if let Some(deadline) = deploy.status_check_deadline_seconds.filter(|d| *d <= 0) {
             return Err(invalid(
-                locate(document, &[Key("deploy"), Key("statusCheckDeadlineSeconds")]),
+                locate(
+                    document,
+                    &[Key("deploy"), Key("statusCheckDeadlineSeconds")],
+                ),
                 "deploy.statusCheckDeadlineSeconds".to_owned(),
                 format!("must be a positive number of seconds, not {deadline}"),
                 None,
@@ -177,7 +214,10 @@ pub(crate) fn across_configs(configs: &[EffectiveConfig]) -> Result<(), ConfigEr
         })
         .collect();
     for (i, (config, artifact)) in artifacts.iter().enumerate() {
-        if let Some((other, _)) = artifacts[..i].iter().find(|(_, a)| a.image == artifact.image) {
+        if let Some((other, _)) = artifacts[..i]
+            .iter()
+            .find(|(_, a)| a.image == artifact.image)
+        {
             return Err(ConfigError::Invalid {
                 location: None,
                 field: Some("build.artifacts".to_owned()),

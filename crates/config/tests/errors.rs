@@ -18,7 +18,9 @@ fn load_text(text: &str, profiles: &[&str]) -> (ConfigError, std::path::PathBuf)
 }
 
 fn at(error: &ConfigError) -> (usize, usize) {
-    let location = error.location().unwrap_or_else(|| panic!("no location: {error}"));
+    let location = error
+        .location()
+        .unwrap_or_else(|| panic!("no location: {error}"));
     (location.line, location.column)
 }
 
@@ -27,7 +29,9 @@ const HEAD: &str = "apiVersion: skaffold/v4\nkind: Config\n";
 #[test]
 fn unknown_field_is_located_with_a_suggestion() {
     let (error, file) = load_text(
-        &format!("{HEAD}build:\n  artifacts:\n  - image: app\n    docker:\n      dockerfle: Dockerfile.dev\n"),
+        &format!(
+            "{HEAD}build:\n  artifacts:\n  - image: app\n    docker:\n      dockerfle: Dockerfile.dev\n"
+        ),
         &[],
     );
     assert_eq!(at(&error), (7, 7));
@@ -44,7 +48,12 @@ fn unknown_field_is_located_with_a_suggestion() {
 fn unknown_top_level_field() {
     let (error, _) = load_text(&format!("{HEAD}deplyo:\n  kubectl: {{}}\n"), &[]);
     assert_eq!(at(&error), (3, 1));
-    assert!(error.to_string().ends_with("unknown field `deplyo`; did you mean `deploy`?"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .ends_with("unknown field `deplyo`; did you mean `deploy`?"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -53,7 +62,10 @@ fn misplaced_field_lists_what_belongs_there() {
     let (error, _) = load_text(&format!("{HEAD}build:\n  image: app\n"), &[]);
     assert_eq!(at(&error), (4, 3));
     let message = error.to_string();
-    assert!(message.contains("build: unknown field `image`"), "{message}");
+    assert!(
+        message.contains("build: unknown field `image`"),
+        "{message}"
+    );
     assert!(message.contains("`artifacts`"), "{message}");
 }
 
@@ -65,7 +77,12 @@ fn wrong_type_says_what_was_expected() {
     );
     assert_eq!(at(&error), (7, 16));
     let message = error.to_string();
-    assert!(message.contains("build.artifacts[0].docker.noCache: invalid type: string \"maybe\", expected a boolean"), "{message}");
+    assert!(
+        message.contains(
+            "build.artifacts[0].docker.noCache: invalid type: string \"maybe\", expected a boolean"
+        ),
+        "{message}"
+    );
 
     let (error, _) = load_text(&format!("{HEAD}build:\n  artifacts: app\n"), &[]);
     assert!(error.to_string().contains("expected a sequence"), "{error}");
@@ -76,32 +93,53 @@ fn bad_api_version() {
     let (error, _) = load_text("apiVersion: skaffold/v2beta29\nkind: Config\n", &[]);
     assert_eq!(at(&error), (1, 13));
     let message = error.to_string();
-    assert!(message.contains("unsupported apiVersion `skaffold/v2beta29`"), "{message}");
+    assert!(
+        message.contains("unsupported apiVersion `skaffold/v2beta29`"),
+        "{message}"
+    );
     assert!(message.contains("skaffold fix"), "{message}");
 
     let (error, _) = load_text("kind: Config\nbuild: {}\n", &[]);
-    assert!(error.to_string().contains("missing field `apiVersion`"), "{error}");
+    assert!(
+        error.to_string().contains("missing field `apiVersion`"),
+        "{error}"
+    );
 
     let (error, _) = load_text("apiVersion: skaffold/v4\nkind: Pod\n", &[]);
     assert_eq!(at(&error), (2, 7));
-    assert!(error.to_string().contains("unsupported kind `Pod`"), "{error}");
+    assert!(
+        error.to_string().contains("unsupported kind `Pod`"),
+        "{error}"
+    );
 }
 
 #[test]
 fn empty_file() {
     let (error, file) = load_text("", &[]);
     assert!(matches!(error, ConfigError::Empty { .. }));
-    assert!(error.to_string().starts_with(&format!("{}: the file is empty", file.display())));
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("{}: the file is empty", file.display()))
+    );
     let (error, _) = load_text("# only a comment\n---\n", &[]);
     assert!(matches!(error, ConfigError::Empty { .. }), "{error}");
 }
 
 #[test]
 fn yaml_syntax_error() {
-    let (error, file) = load_text(&format!("{HEAD}build:\n  artifacts:\n  - image: app\n   context: .\n"), &[]);
+    let (error, file) = load_text(
+        &format!("{HEAD}build:\n  artifacts:\n  - image: app\n   context: .\n"),
+        &[],
+    );
     assert!(matches!(error, ConfigError::Syntax { .. }), "{error}");
     assert_eq!(at(&error).0, 6);
-    assert!(error.to_string().starts_with(&format!("{}:6:", file.display())), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("{}:6:", file.display())),
+        "{error}"
+    );
 
     let (error, _) = load_text(&format!("{HEAD}build: {{artifacts: [\n"), &[]);
     assert!(matches!(error, ConfigError::Syntax { .. }), "{error}");
@@ -109,17 +147,31 @@ fn yaml_syntax_error() {
 
 #[test]
 fn missing_required_image() {
-    let (error, _) = load_text(&format!("{HEAD}build:\n  artifacts:\n  - context: app\n"), &[]);
+    let (error, _) = load_text(
+        &format!("{HEAD}build:\n  artifacts:\n  - context: app\n"),
+        &[],
+    );
     assert_eq!(at(&error), (5, 5));
-    assert!(error.to_string().contains("build.artifacts[0]: missing field `image`"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("build.artifacts[0]: missing field `image`"),
+        "{error}"
+    );
 }
 
 #[test]
 fn unknown_profile_lists_the_defined_ones() {
-    let (error, file) = load_text(&format!("{HEAD}profiles:\n- name: dev\n- name: prod\n"), &["nope"]);
+    let (error, file) = load_text(
+        &format!("{HEAD}profiles:\n- name: dev\n- name: prod\n"),
+        &["nope"],
+    );
     assert_eq!(
         error.to_string(),
-        format!("profile `nope` is not defined in {}; available: dev, prod", file.display())
+        format!(
+            "profile `nope` is not defined in {}; available: dev, prod",
+            file.display()
+        )
     );
     let (error, _) = load_text(HEAD, &["-nope"]);
     assert!(error.to_string().contains("(it defines none)"), "{error}");
@@ -138,35 +190,64 @@ fn cyclic_requires_within_one_file() {
 fn requires_naming_a_missing_config() {
     let (error, _) = load_text(&format!("{HEAD}requires:\n- configs: [ghost]\n"), &[]);
     assert_eq!(at(&error), (4, 1));
-    assert!(error.to_string().contains("`requires` names config `ghost`"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("`requires` names config `ghost`"),
+        "{error}"
+    );
 }
 
 #[test]
 fn two_builders_on_one_artifact() {
     let (error, _) = load_text(
-        &format!("{HEAD}build:\n  artifacts:\n  - image: app\n  - image: api\n    docker: {{}}\n    custom:\n      buildCommand: make\n"),
+        &format!(
+            "{HEAD}build:\n  artifacts:\n  - image: app\n  - image: api\n    docker: {{}}\n    custom:\n      buildCommand: make\n"
+        ),
         &[],
     );
     assert_eq!(at(&error), (6, 3));
-    assert!(error.to_string().contains("build.artifacts[1]: sets 2 builders (`docker`, `custom`); choose one"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("build.artifacts[1]: sets 2 builders (`docker`, `custom`); choose one"),
+        "{error}"
+    );
 }
 
 #[test]
 fn image_with_tag_and_bad_enum_value() {
-    let (error, _) = load_text(&format!("{HEAD}build:\n  artifacts:\n  - image: app:v1\n"), &[]);
+    let (error, _) = load_text(
+        &format!("{HEAD}build:\n  artifacts:\n  - image: app:v1\n"),
+        &[],
+    );
     assert_eq!(at(&error), (5, 5));
     assert!(error.to_string().contains("carries a tag"), "{error}");
 
-    let (error, _) = load_text(&format!("{HEAD}build:\n  tagPolicy:\n    gitCommit:\n      variant: CommitSHA\n"), &[]);
+    let (error, _) = load_text(
+        &format!("{HEAD}build:\n  tagPolicy:\n    gitCommit:\n      variant: CommitSHA\n"),
+        &[],
+    );
     assert_eq!(at(&error), (6, 7));
-    assert!(error.to_string().contains("did you mean `CommitSha`?"), "{error}");
+    assert!(
+        error.to_string().contains("did you mean `CommitSha`?"),
+        "{error}"
+    );
 }
 
 #[test]
 fn bad_activation_regex_names_the_profile() {
-    let (error, _) = load_text(&format!("{HEAD}profiles:\n- name: broken\n  activation:\n  - env: MODE=(\n"), &[]);
+    let (error, _) = load_text(
+        &format!("{HEAD}profiles:\n- name: broken\n  activation:\n  - env: MODE=(\n"),
+        &[],
+    );
     assert_eq!(at(&error), (6, 3));
-    assert!(error.to_string().contains("profile `broken`: activation `env: MODE=(`"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("profile `broken`: activation `env: MODE=(`"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -177,16 +258,36 @@ fn unsupported_builders_parse_and_are_reported_by_kind() {
         format!("{HEAD}build:\n  artifacts:\n  - image: app\n    jib:\n      project: svc\n    context: java\n"),
     )
     .unwrap();
-    let loaded = load(&LoadOptions { working_dir: dir.path().into(), ..Default::default() }).unwrap();
-    let artifact = &loaded.configs[0].config.build.as_ref().unwrap().artifacts.as_ref().unwrap()[0];
+    let loaded = load(&LoadOptions {
+        working_dir: dir.path().into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let artifact = &loaded.configs[0]
+        .config
+        .build
+        .as_ref()
+        .unwrap()
+        .artifacts
+        .as_ref()
+        .unwrap()[0];
     assert_eq!(skiff_config::builder_kinds(artifact), ["jib"]);
 }
 
 #[test]
 fn missing_file_names_the_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let error = load(&LoadOptions { working_dir: dir.path().into(), ..Default::default() }).unwrap_err();
-    assert!(error.to_string().contains("no skaffold.yaml or skaffold.yml in"), "{error}");
+    let error = load(&LoadOptions {
+        working_dir: dir.path().into(),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("no skaffold.yaml or skaffold.yml in"),
+        "{error}"
+    );
     let error = load(&LoadOptions {
         working_dir: dir.path().into(),
         config_file: Some("other.yaml".into()),

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use skiff_config::{ConfigError, LoadOptions, Loaded, load};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 struct Load<'a> {
@@ -88,23 +90,46 @@ fn defaults_fill_what_skaffold_fills() {
 
 #[test]
 fn profile_sections_replace_base_sections() {
-    insta::assert_snapshot!("profiles_none", Load { dir: "profiles", ..Default::default() }.yaml());
+    insta::assert_snapshot!(
+        "profiles_none",
+        Load {
+            dir: "profiles",
+            ..Default::default()
+        }
+        .yaml()
+    );
     insta::assert_snapshot!(
         "profiles_release_and_docker",
-        Load { dir: "profiles", profiles: &["release,local-docker"], ..Default::default() }.yaml()
+        Load {
+            dir: "profiles",
+            profiles: &["release,local-docker"],
+            ..Default::default()
+        }
+        .yaml()
     );
 }
 
 #[test]
 fn patches_apply_in_order() {
-    insta::assert_snapshot!(Load { dir: "patches", profiles: &["hello"], ..Default::default() }.yaml());
+    insta::assert_snapshot!(
+        Load {
+            dir: "patches",
+            profiles: &["hello"],
+            ..Default::default()
+        }
+        .yaml()
+    );
 }
 
 #[test]
 fn a_failing_patch_names_profile_and_path() {
-    let error = Load { dir: "patches", profiles: &["broken"], ..Default::default() }
-        .run()
-        .unwrap_err();
+    let error = Load {
+        dir: "patches",
+        profiles: &["broken"],
+        ..Default::default()
+    }
+    .run()
+    .unwrap_err();
     let message = error.to_string();
     assert!(message.contains("profile `broken`"), "{message}");
     assert!(message.contains("/build/artifacts/7"), "{message}");
@@ -114,60 +139,152 @@ fn a_failing_patch_names_profile_and_path() {
 #[test]
 fn activation_by_env_command_and_kube_context() {
     let active = |load: Load<'_>| load.run().unwrap().configs[0].active_profiles.clone();
-    assert!(active(Load { dir: "activation", ..Default::default() }).is_empty());
-    assert_eq!(active(Load { dir: "activation", env: &[("CI", "true")], ..Default::default() }), ["ci"]);
-    assert_eq!(active(Load { dir: "activation", env: &[("BUILD_ID", "42")], ..Default::default() }), ["ci"]);
-    assert_eq!(active(Load { dir: "activation", command: "dev", ..Default::default() }), ["not-prod"]);
-    assert!(active(Load { dir: "activation", command: "dev", env: &[("STAGE", "prod")], ..Default::default() }).is_empty());
-    // requiresAllActivations: the kube-context alone is not enough.
-    assert!(active(Load { dir: "activation", kube_context: Some("kind-dev"), ..Default::default() }).is_empty());
+    assert!(
+        active(Load {
+            dir: "activation",
+            ..Default::default()
+        })
+        .is_empty()
+    );
     assert_eq!(
-        active(Load { dir: "activation", kube_context: Some("kind-dev"), command: "run", ..Default::default() }),
+        active(Load {
+            dir: "activation",
+            env: &[("CI", "true")],
+            ..Default::default()
+        }),
+        ["ci"]
+    );
+    assert_eq!(
+        active(Load {
+            dir: "activation",
+            env: &[("BUILD_ID", "42")],
+            ..Default::default()
+        }),
+        ["ci"]
+    );
+    assert_eq!(
+        active(Load {
+            dir: "activation",
+            command: "dev",
+            ..Default::default()
+        }),
+        ["not-prod"]
+    );
+    assert!(
+        active(Load {
+            dir: "activation",
+            command: "dev",
+            env: &[("STAGE", "prod")],
+            ..Default::default()
+        })
+        .is_empty()
+    );
+    // requiresAllActivations: the kube-context alone is not enough.
+    assert!(
+        active(Load {
+            dir: "activation",
+            kube_context: Some("kind-dev"),
+            ..Default::default()
+        })
+        .is_empty()
+    );
+    assert_eq!(
+        active(Load {
+            dir: "activation",
+            kube_context: Some("kind-dev"),
+            command: "run",
+            ..Default::default()
+        }),
         ["kind-dev"]
     );
     // `-p -NAME` wins over activation.
-    assert!(active(Load { dir: "activation", env: &[("CI", "true")], profiles: &["-ci"], ..Default::default() }).is_empty());
+    assert!(
+        active(Load {
+            dir: "activation",
+            env: &[("CI", "true")],
+            profiles: &["-ci"],
+            ..Default::default()
+        })
+        .is_empty()
+    );
     insta::assert_snapshot!(
-        Load { dir: "activation", env: &[("CI", "true")], command: "dev", kube_context: Some("kind-x"), ..Default::default() }.yaml()
+        Load {
+            dir: "activation",
+            env: &[("CI", "true")],
+            command: "dev",
+            kube_context: Some("kind-x"),
+            ..Default::default()
+        }
+        .yaml()
     );
 }
 
 #[test]
 fn requires_loads_dependencies_first_with_their_profiles() {
-    insta::assert_snapshot!("requires_plain", Load { dir: "requires/app", ..Default::default() }.yaml());
+    insta::assert_snapshot!(
+        "requires_plain",
+        Load {
+            dir: "requires/app",
+            ..Default::default()
+        }
+        .yaml()
+    );
     insta::assert_snapshot!(
         "requires_fast_activates_slim",
-        Load { dir: "requires/app", profiles: &["fast"], ..Default::default() }.yaml()
+        Load {
+            dir: "requires/app",
+            profiles: &["fast"],
+            ..Default::default()
+        }
+        .yaml()
     );
 }
 
 #[test]
 fn modules_select_configs_and_their_requires() {
     let names = |modules: &[&str]| -> Vec<String> {
-        Load { dir: "modules", modules, ..Default::default() }
-            .run()
-            .unwrap()
-            .configs
-            .iter()
-            .map(|c| c.name().unwrap().to_owned())
-            .collect()
+        Load {
+            dir: "modules",
+            modules,
+            ..Default::default()
+        }
+        .run()
+        .unwrap()
+        .configs
+        .iter()
+        .map(|c| c.name().unwrap().to_owned())
+        .collect()
     };
     assert_eq!(names(&[]), ["shared", "frontend", "backend"]);
     assert_eq!(names(&["frontend"]), ["shared", "frontend"]);
     assert_eq!(names(&["backend"]), ["backend"]);
-    let error = Load { dir: "modules", modules: &["nope"], ..Default::default() }.run().unwrap_err();
+    let error = Load {
+        dir: "modules",
+        modules: &["nope"],
+        ..Default::default()
+    }
+    .run()
+    .unwrap_err();
     assert_eq!(
         error.to_string(),
         format!(
             "module `nope` is not defined in {}; available: shared, frontend, backend",
-            fixture("modules/skaffold.yaml").canonicalize().unwrap().display()
+            fixture("modules/skaffold.yaml")
+                .canonicalize()
+                .unwrap()
+                .display()
         )
     );
 }
 
 #[test]
 fn cyclic_requires_are_an_error() {
-    let error = Load { dir: "cycle/a", ..Default::default() }.run().unwrap_err();
+    let error = Load {
+        dir: "cycle/a",
+        ..Default::default()
+    }
+    .run()
+    .unwrap_err();
     assert_eq!(error.to_string(), "cyclic `requires`: a → b → a");
 }
 
@@ -176,7 +293,12 @@ fn templates_render_from_env_and_keep_image_variables() {
     insta::assert_snapshot!(
         Load {
             dir: "templating",
-            env: &[("APP_VERSION", "1.4.2"), ("STAGE", "qa"), ("NAMESPACE", "team-a"), ("USER", "ana")],
+            env: &[
+                ("APP_VERSION", "1.4.2"),
+                ("STAGE", "qa"),
+                ("NAMESPACE", "team-a"),
+                ("USER", "ana")
+            ],
             ..Default::default()
         }
         .yaml()
@@ -193,7 +315,10 @@ fn a_missing_template_variable_names_the_field() {
     .run()
     .unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("build.artifacts[0].docker.buildArgs.VERSION"), "{message}");
+    assert!(
+        message.contains("build.artifacts[0].docker.buildArgs.VERSION"),
+        "{message}"
+    );
     assert!(message.contains("APP_VERSION"), "{message}");
     assert!(message.contains("default"), "{message}");
 }
@@ -209,10 +334,17 @@ fn every_api_version_loads_and_is_upgraded() {
             ),
         )
         .unwrap();
-        let loaded = load(&LoadOptions { working_dir: dir.path().into(), ..Default::default() })
-            .unwrap_or_else(|e| panic!("{version}: {e}"));
+        let loaded = load(&LoadOptions {
+            working_dir: dir.path().into(),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{version}: {e}"));
         let config = &loaded.configs[0].config;
-        assert_eq!(config.api_version.as_deref(), Some(skiff_config::LATEST_API_VERSION), "{version}");
+        assert_eq!(
+            config.api_version.as_deref(),
+            Some(skiff_config::LATEST_API_VERSION),
+            "{version}"
+        );
         assert_eq!(config.port_forward.as_ref().unwrap().len(), 1, "{version}");
     }
 }
@@ -220,25 +352,56 @@ fn every_api_version_loads_and_is_upgraded() {
 #[test]
 fn seed_configs_load_with_one_legacy_warning() {
     for seed in ["minimal", "sync"] {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/seed").join(seed);
-        let loaded = load(&LoadOptions { working_dir: dir, ..Default::default() }).unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/seed")
+            .join(seed);
+        let loaded = load(&LoadOptions {
+            working_dir: dir,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(loaded.warnings.len(), 1, "{seed}: {:?}", loaded.warnings);
         let warning = loaded.warnings[0].to_string();
         assert!(warning.contains("manifests.rawYaml"), "{warning}");
         let text = std::fs::read_to_string(loaded.file.clone()).unwrap();
         let line = text.lines().position(|l| l == "    manifests:").unwrap() + 1;
-        assert!(warning.contains(&format!("skaffold.yaml:{line}:5")), "{warning}");
+        assert!(
+            warning.contains(&format!("skaffold.yaml:{line}:5")),
+            "{warning}"
+        );
         let config = &loaded.configs[0].config;
         let artifact = &config.build.as_ref().unwrap().artifacts.as_ref().unwrap()[0];
         assert_eq!(artifact.image, "localhost:5000/go-webapp");
-        assert_eq!(artifact.docker.as_ref().unwrap().dockerfile.as_deref(), Some("Dockerfile"));
-        let raw = config.manifests.as_ref().unwrap().raw_yaml.as_ref().unwrap();
+        assert_eq!(
+            artifact.docker.as_ref().unwrap().dockerfile.as_deref(),
+            Some("Dockerfile")
+        );
+        let raw = config
+            .manifests
+            .as_ref()
+            .unwrap()
+            .raw_yaml
+            .as_ref()
+            .unwrap();
         assert_eq!(raw, &["k8s/deployment.yaml"]);
-        assert!(config.deploy.as_ref().unwrap().kubectl.as_ref().unwrap().manifests.is_none());
+        assert!(
+            config
+                .deploy
+                .as_ref()
+                .unwrap()
+                .kubectl
+                .as_ref()
+                .unwrap()
+                .manifests
+                .is_none()
+        );
         if seed == "sync" {
             let rules = artifact.sync.as_ref().unwrap().manual.as_ref().unwrap();
             assert_eq!(rules.len(), 2);
-            assert_eq!((rules[0].src.as_str(), rules[0].dest.as_str()), ("internal/**/*.go", "/app"));
+            assert_eq!(
+                (rules[0].src.as_str(), rules[0].dest.as_str()),
+                ("internal/**/*.go", "/app")
+            );
         }
     }
 }

@@ -58,8 +58,27 @@ fn mutate(text: &str, mutations: &[Mutation]) -> Vec<u8> {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     let fragments = prop::sample::select(vec![
-        ":", "- ", "\n", "  ", "{", "}", "[", "]", "&a ", "*a", "---\n", "!!str ", "'", "\"", "{{", "}}",
-        "profiles:\n- name: x\n  patches:\n  - op: add\n    path: /build/0\n", "\t", "~", "<<: *a\n", "\u{feff}",
+        ":",
+        "- ",
+        "\n",
+        "  ",
+        "{",
+        "}",
+        "[",
+        "]",
+        "&a ",
+        "*a",
+        "---\n",
+        "!!str ",
+        "'",
+        "\"",
+        "{{",
+        "}}",
+        "profiles:\n- name: x\n  patches:\n  - op: add\n    path: /build/0\n",
+        "\t",
+        "~",
+        "<<: *a\n",
+        "\u{feff}",
     ]);
     prop_oneof![
         (any::<usize>(), 0usize..16).prop_map(|(a, n)| Mutation::Delete(a, n)),

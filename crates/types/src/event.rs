@@ -4,6 +4,7 @@
 //! (the `skiff` CLI, an IDE plugin, a test) decides how to show or serialize it.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// How much a message matters to the person reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,6 +29,47 @@ pub enum Event {
         level: Level,
         /// One line of text.
         text: String,
+    },
+    /// A build of one artifact started.
+    BuildStarted {
+        /// The artifact's image name.
+        image: String,
+        /// The builder kind (`docker`, `custom`, …) or `cache` when checking the cache.
+        builder: String,
+    },
+    /// One line of a builder's output (Docker build steps, a custom command's stdout/stderr).
+    BuildOutput {
+        /// The artifact's image name.
+        image: String,
+        /// The line, without its newline.
+        line: String,
+    },
+    /// The build context was packed for upload.
+    BuildContext {
+        /// The artifact's image name.
+        image: String,
+        /// Bytes sent.
+        bytes: u64,
+        /// Files sent.
+        files: u64,
+    },
+    /// An artifact is ready.
+    BuildFinished {
+        /// The artifact's image name.
+        image: String,
+        /// The reference to deploy (`name:tag` or `name:tag@digest`).
+        reference: String,
+        /// Whether the cache supplied it without a build.
+        cache_hit: bool,
+        /// Time from start to ready.
+        duration: Duration,
+    },
+    /// An image was pushed to its registry.
+    Pushed {
+        /// The artifact's image name.
+        image: String,
+        /// `name:tag@digest`.
+        reference: String,
     },
 }
 
@@ -85,7 +127,10 @@ mod tests {
         let texts: Vec<_> = reporter
             .events()
             .into_iter()
-            .map(|Event::Message { text, .. }| text)
+            .filter_map(|e| match e {
+                Event::Message { text, .. } => Some(text),
+                _ => None,
+            })
             .collect();
         assert_eq!(texts, ["a", "b"]);
     }

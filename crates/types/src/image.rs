@@ -22,7 +22,9 @@ pub enum ImageRefError {
     #[error("image reference is empty")]
     Empty,
     /// The reference contained a character that image names cannot hold.
-    #[error("image reference `{reference}` contains `{character}`, which image names cannot contain")]
+    #[error(
+        "image reference `{reference}` contains `{character}`, which image names cannot contain"
+    )]
     InvalidCharacter {
         /// The whole reference.
         reference: String,
@@ -36,7 +38,9 @@ pub enum ImageRefError {
         repository: String,
     },
     /// A `@digest` part was not `algorithm:hex`.
-    #[error("image reference `{reference}` has a malformed digest; expected `@sha256:<64 hex digits>`")]
+    #[error(
+        "image reference `{reference}` has a malformed digest; expected `@sha256:<64 hex digits>`"
+    )]
     BadDigest {
         /// The whole reference.
         reference: String,
@@ -83,10 +87,9 @@ impl FromStr for ImageRef {
         if reference.is_empty() {
             return Err(ImageRefError::Empty);
         }
-        if let Some(character) = reference
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@')))
-        {
+        if let Some(character) = reference.chars().find(|c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
+        }) {
             return Err(ImageRefError::InvalidCharacter {
                 reference: reference.to_owned(),
                 character,
@@ -121,7 +124,11 @@ impl FromStr for ImageRef {
             });
         }
         let path = match repository.split_once('/') {
-            Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => rest,
+            Some((host, rest))
+                if host.contains('.') || host.contains(':') || host == "localhost" =>
+            {
+                rest
+            }
             _ => repository,
         };
         if path.chars().any(|c| c.is_ascii_uppercase()) {
@@ -197,9 +204,18 @@ mod tests {
     #[test]
     fn rejects_bad_references() {
         assert_eq!("".parse::<ImageRef>(), Err(ImageRefError::Empty));
-        assert!(matches!("My App".parse::<ImageRef>(), Err(ImageRefError::InvalidCharacter { character: ' ', .. })));
-        assert!(matches!("App".parse::<ImageRef>(), Err(ImageRefError::UpperCase { .. })));
-        assert!(matches!("app@sha256:xyz".parse::<ImageRef>(), Err(ImageRefError::BadDigest { .. })));
+        assert!(matches!(
+            "My App".parse::<ImageRef>(),
+            Err(ImageRefError::InvalidCharacter { character: ' ', .. })
+        ));
+        assert!(matches!(
+            "App".parse::<ImageRef>(),
+            Err(ImageRefError::UpperCase { .. })
+        ));
+        assert!(matches!(
+            "app@sha256:xyz".parse::<ImageRef>(),
+            Err(ImageRefError::BadDigest { .. })
+        ));
         assert!("app:".parse::<ImageRef>().is_err());
     }
 

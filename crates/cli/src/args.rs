@@ -1,0 +1,252 @@
+//! The command line, as clap types. Every global flag can also be set through a
+//! `SKAFFOLD_<FLAG>` environment variable, as with Skaffold; a flag on the command line wins.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// A Skaffold-compatible Kubernetes dev loop.
+#[derive(Debug, Parser)]
+#[command(name = "skiff", version, max_term_width = 100)]
+pub struct Cli {
+    /// Flags every subcommand accepts.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands. Each variant carries its own flags; stages (`dev`, `run`, `build`,
+/// `render`, `deploy`, `delete`) join as variants when they exist.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the effective configuration: profiles, requires, templates and defaults applied.
+    Diagnose(DiagnoseArgs),
+    /// Print skiff's version.
+    Version,
+}
+
+impl Command {
+    /// The name profiles see in `activation[].command`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Diagnose(_) => "diagnose",
+            Command::Version => "version",
+        }
+    }
+}
+
+/// Flags accepted before or after any subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Path to the Skaffold config file [default: skaffold.yaml, then skaffold.yml]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "SKAFFOLD_FILENAME",
+        value_name = "FILE"
+    )]
+    pub filename: Option<PathBuf>,
+
+    /// Activate profiles by name (comma-separated, repeatable); prefix a name with `-` to
+    /// deactivate it
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "SKAFFOLD_PROFILE",
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        value_name = "NAME"
+    )]
+    pub profile: Vec<String>,
+
+    /// Only use the configs with these `metadata.name`s, and those they require
+    /// (comma-separated, repeatable)
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "SKAFFOLD_MODULE",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub module: Vec<String>,
+
+    /// The kubeconfig context to use
+    #[arg(
+        long,
+        global = true,
+        env = "SKAFFOLD_KUBE_CONTEXT",
+        value_name = "CONTEXT"
+    )]
+    pub kube_context: Option<String>,
+
+    /// Path to the kubeconfig file to use
+    #[arg(long, global = true, env = "SKAFFOLD_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The namespace to deploy into
+    #[arg(short, long, global = true, env = "SKAFFOLD_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Default registry for images (diagnose shows it; not yet applied to image names)
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "SKAFFOLD_DEFAULT_REPO",
+        value_name = "REPO"
+    )]
+    pub default_repo: Option<String>,
+
+    /// How much to log
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "SKAFFOLD_VERBOSITY",
+        value_enum,
+        default_value_t = Verbosity::Warn,
+        value_name = "LEVEL"
+    )]
+    pub verbosity: Verbosity,
+
+    /// Colour the output (also off when NO_COLOR is set or stderr is not a terminal)
+    #[arg(
+        long,
+        global = true,
+        env = "SKAFFOLD_COLOR",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub color: bool,
+}
+
+impl GlobalArgs {
+    /// What `skiff_config::load` needs, for `command`, given the process environment and
+    /// working directory. `--kubeconfig` reaches the loader as `KUBECONFIG`.
+    pub fn load_options(
+        &self,
+        command: &str,
+        mut env: BTreeMap<String, String>,
+        working_dir: PathBuf,
+    ) -> skiff_config::LoadOptions {
+        if let Some(kubeconfig) = &self.kubeconfig {
+            env.insert(
+                "KUBECONFIG".to_owned(),
+                working_dir.join(kubeconfig).to_string_lossy().into_owned(),
+            );
+        }
+        skiff_config::LoadOptions {
+            config_file: self.filename.clone(),
+            working_dir,
+            profiles: self.profile.clone(),
+            modules: self.module.clone(),
+            kube_context: self.kube_context.clone(),
+            command: command.to_owned(),
+            env,
+        }
+    }
+}
+
+/// Log levels, as Skaffold spells them, least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum Verbosity {
+    Panic,
+    Fatal,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// `skiff diagnose`.
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// Only print the effective configs as YAML, without the summary
+    #[arg(long)]
+    pub yaml_only: bool,
+
+    /// Write the output to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("skiff").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_subcommand() {
+        let before = parse(&["-f", "a.yaml", "-p", "dev", "diagnose"]);
+        let after = parse(&["diagnose", "-f", "a.yaml", "-p", "dev"]);
+        for cli in [before, after] {
+            assert_eq!(cli.global.filename, Some(PathBuf::from("a.yaml")));
+            assert_eq!(cli.global.profile, ["dev"]);
+        }
+    }
+
+    #[test]
+    fn profiles_split_on_commas_and_accept_a_leading_dash() {
+        let cli = parse(&["diagnose", "-p", "a,-b", "-p", "-c", "--profile=d"]);
+        assert_eq!(cli.global.profile, ["a", "-b", "-c", "d"]);
+    }
+
+    #[test]
+    fn modules_split_on_commas() {
+        let cli = parse(&["diagnose", "-m", "a,b", "--module", "c"]);
+        assert_eq!(cli.global.module, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn color_defaults_to_true_and_takes_a_boolish_value() {
+        assert!(parse(&["version"]).global.color);
+        assert!(parse(&["version", "--color"]).global.color);
+        assert!(!parse(&["version", "--color=false"]).global.color);
+        assert!(!parse(&["version", "--color=0"]).global.color);
+    }
+
+    #[test]
+    fn verbosity_uses_skaffold_levels() {
+        assert_eq!(parse(&["version"]).global.verbosity, Verbosity::Warn);
+        assert_eq!(
+            parse(&["version", "-v", "debug"]).global.verbosity,
+            Verbosity::Debug
+        );
+        assert!(Cli::try_parse_from(["skiff", "version", "-v", "loud"]).is_err());
+    }
+
+    #[test]
+    fn diagnose_flags() {
+        let cli = parse(&["diagnose", "--yaml-only", "-o", "out.yaml"]);
+        let Command::Diagnose(args) = cli.command else {
+            panic!("expected diagnose");
+        };
+        assert!(args.yaml_only);
+        assert_eq!(args.output, Some(PathBuf::from("out.yaml")));
+    }
+}
