@@ -24,6 +24,8 @@ pub struct Cli {
 /// `render`, `deploy`, `delete`) join as variants when they exist.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build the artifacts: tag them, reuse cached images, build the rest, push when needed.
+    Build(BuildArgs),
     /// Print the effective configuration: profiles, requires, templates and defaults applied.
     Diagnose(DiagnoseArgs),
     /// Print skiff's version.
@@ -34,6 +36,7 @@ impl Command {
     /// The name profiles see in `activation[].command`.
     pub fn name(&self) -> &'static str {
         match self {
+            Command::Build(_) => "build",
             Command::Diagnose(_) => "diagnose",
             Command::Version => "version",
         }
@@ -41,6 +44,67 @@ impl Command {
 }
 
 /// Flags accepted before or after any subcommand.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Write the built images as JSON (`{"builds":[{"imageName":…,"tag":…}]}`), for
+    /// `skiff deploy --build-artifacts`
+    #[arg(long, env = "SKAFFOLD_FILE_OUTPUT", value_name = "FILE")]
+    pub file_output: Option<PathBuf>,
+
+    /// Print only the built images as JSON on stdout, no progress
+    #[arg(short, long, env = "SKAFFOLD_QUIET")]
+    pub quiet: bool,
+
+    /// Push the images (default: unless the target cluster shares the local engine)
+    #[arg(
+        long,
+        env = "SKAFFOLD_PUSH",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub push: Option<bool>,
+
+    /// Build only these images (and what they require); comma-separated, repeatable
+    #[arg(
+        short = 'b',
+        long = "build-image",
+        env = "SKAFFOLD_BUILD_IMAGE",
+        value_delimiter = ',',
+        value_name = "IMAGE"
+    )]
+    pub build_image: Vec<String>,
+
+    /// Use this tag for every image instead of the tag policy
+    #[arg(short, long, env = "SKAFFOLD_TAG")]
+    pub tag: Option<String>,
+
+    /// Reuse images whose inputs have not changed
+    #[arg(
+        long,
+        env = "SKAFFOLD_CACHE_ARTIFACTS",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub cache_artifacts: bool,
+
+    /// Where the artifact cache is kept [default: $XDG_CACHE_HOME/skiff/artifacts.json]
+    #[arg(long, env = "SKAFFOLD_CACHE_FILE", value_name = "FILE")]
+    pub cache_file: Option<PathBuf>,
+
+    /// How many artifacts to build at once (0: all); overrides `build.local.concurrency`
+    #[arg(long, env = "SKAFFOLD_BUILD_CONCURRENCY", value_name = "N")]
+    pub build_concurrency: Option<usize>,
+}
+
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Path to the Skaffold config file [default: skaffold.yaml, then skaffold.yml]
@@ -95,7 +159,7 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, env = "SKAFFOLD_NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// Default registry for images (diagnose shows it; not yet applied to image names)
+    /// Default registry for images: image names are rewritten into it, as with Skaffold
     #[arg(
         short,
         long,
@@ -238,6 +302,36 @@ mod tests {
             Verbosity::Debug
         );
         assert!(Cli::try_parse_from(["skiff", "version", "-v", "loud"]).is_err());
+    }
+
+    #[test]
+    fn build_flags() {
+        let cli = parse(&[
+            "build",
+            "-q",
+            "--push",
+            "-b",
+            "a,b",
+            "-t",
+            "v1",
+            "--cache-artifacts=false",
+            "--file-output",
+            "out.json",
+        ]);
+        let Command::Build(args) = cli.command else {
+            panic!("expected build");
+        };
+        assert!(args.quiet);
+        assert_eq!(args.push, Some(true));
+        assert_eq!(args.build_image, ["a", "b"]);
+        assert_eq!(args.tag.as_deref(), Some("v1"));
+        assert!(!args.cache_artifacts);
+        assert_eq!(args.file_output, Some(PathBuf::from("out.json")));
+        let Command::Build(args) = parse(&["build"]).command else {
+            panic!("expected build");
+        };
+        assert_eq!(args.push, None);
+        assert!(args.cache_artifacts);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
+mod build;
+mod console;
 mod diagnose;
 mod report;
 
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
     match &cli.command {
+        Command::Build(args) => build::run(cli, args, env),
         Command::Version => write_stdout(&format!("skiff {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Diagnose(args) => {
             let cwd = std::env::current_dir().context("cannot read the working directory")?;

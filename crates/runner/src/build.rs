@@ -1,0 +1,534 @@
+//! The build stage as the loop runs it: for each artifact, in dependency order, find its
+//! dependency files, compute its cache key and tag, reuse a cached image when one exists, else
+//! build it with the artifact's builder, and push when the target needs it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use skiff_build::cache::{self, ArtifactCache, CacheInputs, CachedImage};
+use skiff_build::credentials::DockerConfig;
+use skiff_build::custom::{CustomBuilder, ImageLookup};
+use skiff_build::docker::{DockerBuilder, DockerEngine};
+use skiff_build::dockerignore::DockerIgnore;
+use skiff_build::tag::{self, TagInputs, TagPolicy};
+use skiff_build::{ArtifactSpec, BuildError, BuildRequest, Builder, BuilderSpec, dependencies};
+use skiff_config::kubeconfig::KubeContext;
+use skiff_types::event::{Event, Level, Reporter};
+use skiff_types::image::BuiltImage;
+
+use crate::settings::BuildSettings;
+use crate::{RunnerError, schedule};
+
+/// How a build run behaves; the CLI fills it from flags and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Environment variables for templates, taggers and commands.
+    pub env: BTreeMap<String, String>,
+    /// `--default-repo`.
+    pub default_repo: Option<String>,
+    /// `--push`: `None` defers to `build.local.push`, then to the target cluster.
+    pub push: Option<bool>,
+    /// `--cache-artifacts` (Skaffold's default: on).
+    pub cache_artifacts: bool,
+    /// Where the artifact cache persists; `None` keeps it in memory for this run.
+    pub cache_file: Option<PathBuf>,
+    /// `--build-concurrency`: overrides `build.local.concurrency` (0 = all at once).
+    pub concurrency: Option<usize>,
+    /// `-t/--tag`: one tag for every artifact, overriding the tag policy.
+    pub tag: Option<String>,
+    /// `-b/--build-image`: build only these images (and what they require).
+    pub only: Vec<String>,
+    /// `DOCKER_HOST`.
+    pub docker_host: Option<String>,
+    /// The Docker config file holding registry credentials.
+    pub docker_config: Option<PathBuf>,
+    /// The target cluster, when known: a local one shares the engine, so nothing is pushed.
+    pub kube_context: Option<KubeContext>,
+}
+
+/// Runs builds; holds the builders to use, including any plugged in by an embedder.
+#[derive(Default)]
+pub struct BuildStage {
+    builders: BTreeMap<String, Arc<dyn Builder>>,
+}
+
+impl std::fmt::Debug for BuildStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildStage")
+            .field("custom_builders", &self.builders.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// What [`BuildStage::build`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOutcome {
+    /// The images, in configuration order.
+    pub images: Vec<BuiltImage>,
+    /// Whether they were pushed.
+    pub pushed: bool,
+}
+
+impl BuildStage {
+    /// A stage with skiff's own builders only.
+    pub fn new() -> BuildStage {
+        BuildStage::default()
+    }
+
+    /// Build the artifact `image` with `builder` instead of the one its configuration names.
+    pub fn with_builder(
+        mut self,
+        image: impl Into<String>,
+        builder: Arc<dyn Builder>,
+    ) -> BuildStage {
+        self.builders.insert(image.into(), builder);
+        self
+    }
+
+    /// Build every artifact of `settings` (or those `options.only` selects).
+    pub async fn build(
+        &self,
+        settings: &BuildSettings,
+        options: &BuildOptions,
+        reporter: &dyn Reporter,
+    ) -> Result<BuildOutcome, RunnerError> {
+        let selected = select(&settings.artifacts, &options.only)?;
+        let artifacts: Vec<ArtifactSpec> = selected
+            .iter()
+            .map(|&i| settings.artifacts[i].clone())
+            .collect();
+        let policies: Vec<TagPolicy> = selected
+            .iter()
+            .map(|&i| settings.tag_policies[i].clone())
+            .collect();
+        let push = match options.push.or(settings.push) {
+            Some(push) => push,
+            None => match &options.kube_context {
+                Some(context) => !context.is_local(),
+                None => false,
+            },
+        };
+        let needs_engine = artifacts.iter().any(|a| {
+            !self.builders.contains_key(&a.image) && matches!(a.builder, BuilderSpec::Docker(_))
+        }) || push;
+        let engine = if needs_engine {
+            Some(Arc::new(
+                DockerEngine::connect(options.docker_host.as_deref()).await?,
+            ))
+        } else if artifacts
+            .iter()
+            .any(|a| matches!(a.builder, BuilderSpec::Custom(_)))
+        {
+            // The custom builder only uses the engine to check the image exists afterwards.
+            DockerEngine::connect(options.docker_host.as_deref())
+                .await
+                .ok()
+                .map(Arc::new)
+        } else {
+            None
+        };
+        let docker_config = match &options.docker_config {
+            Some(path) => Some(Arc::new(DockerConfig::load(path)?)),
+            None => None,
+        };
+        let cache = match (&options.cache_file, options.cache_artifacts) {
+            (Some(path), true) => {
+                let cache = ArtifactCache::open(path)?;
+                for warning in cache.warnings() {
+                    warn(reporter, warning.clone());
+                }
+                Some(cache)
+            }
+            _ => None,
+        };
+        let shared = Shared {
+            options,
+            push,
+            engine,
+            docker_config,
+            cache: Mutex::new(cache),
+            keys: Mutex::new(BTreeMap::new()),
+            use_buildkit: settings.use_buildkit,
+            builders: &self.builders,
+        };
+        let concurrency = match options.concurrency.unwrap_or(settings.concurrency) {
+            0 => artifacts.len().max(1),
+            n => n,
+        };
+        let outcome = schedule::run(&artifacts, concurrency, |i, required| {
+            shared.build_one(&artifacts[i], &policies[i], required, reporter)
+        })
+        .await?;
+        if options.cache_artifacts {
+            let cache = shared.cache.lock().map(|mut c| c.take()).unwrap_or(None);
+            if let Some(Err(error)) = cache.map(|c| c.save()) {
+                warn(reporter, format!("the build cache was not saved: {error}"));
+            }
+        }
+        if let Some(error) = outcome.error {
+            return Err(error);
+        }
+        Ok(BuildOutcome {
+            images: outcome.built.into_values().collect(),
+            pushed: push,
+        })
+    }
+}
+
+/// The artifacts to build: those named (all when none are), plus what they require.
+fn select(artifacts: &[ArtifactSpec], only: &[String]) -> Result<Vec<usize>, RunnerError> {
+    if only.is_empty() {
+        return Ok((0..artifacts.len()).collect());
+    }
+    let mut wanted: BTreeSet<usize> = BTreeSet::new();
+    let mut stack: Vec<usize> = Vec::new();
+    for name in only {
+        let i = artifacts
+            .iter()
+            .position(|a| &a.image == name)
+            .ok_or_else(|| RunnerError::Settings {
+                message: format!(
+                    "--build-image {name}: no artifact builds that image; artifacts: {}",
+                    artifacts
+                        .iter()
+                        .map(|a| a.image.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+        stack.push(i);
+    }
+    while let Some(i) = stack.pop() {
+        if wanted.insert(i) {
+            for requirement in &artifacts[i].requires {
+                if let Some(j) = artifacts.iter().position(|a| a.image == requirement.image) {
+                    stack.push(j);
+                }
+            }
+        }
+    }
+    Ok(wanted.into_iter().collect())
+}
+
+fn warn(reporter: &dyn Reporter, text: String) {
+    reporter.report(Event::Message {
+        source: "build",
+        level: Level::Warning,
+        text,
+    });
+}
+
+struct Shared<'a> {
+    options: &'a BuildOptions,
+    push: bool,
+    engine: Option<Arc<DockerEngine>>,
+    docker_config: Option<Arc<DockerConfig>>,
+    cache: Mutex<Option<ArtifactCache>>,
+    keys: Mutex<BTreeMap<String, String>>,
+    use_buildkit: bool,
+    builders: &'a BTreeMap<String, Arc<dyn Builder>>,
+}
+
+impl Shared<'_> {
+    fn builder_for(&self, artifact: &ArtifactSpec) -> Result<Arc<dyn Builder>, RunnerError> {
+        if let Some(builder) = self.builders.get(&artifact.image) {
+            return Ok(Arc::clone(builder));
+        }
+        match &artifact.builder {
+            BuilderSpec::Docker(_) => {
+                let engine = self.engine.clone().ok_or_else(|| RunnerError::Settings {
+                    message: "the Docker engine is needed but was not connected".into(),
+                })?;
+                let mut builder = DockerBuilder::new(engine, self.use_buildkit);
+                if let Some(config) = &self.docker_config {
+                    builder = builder.with_docker_config(Arc::clone(config));
+                }
+                Ok(Arc::new(builder))
+            }
+            BuilderSpec::Custom(_) => {
+                let lookup = self.engine.clone().map(|e| e as Arc<dyn ImageLookup>);
+                Ok(Arc::new(CustomBuilder::new(lookup)))
+            }
+            other => Err(BuildError::Unsupported {
+                image: artifact.image.clone(),
+                kind: other.kind().to_owned(),
+            }
+            .into()),
+        }
+    }
+
+    /// The files the artifact's image depends on, relative to its context; `None` for a
+    /// plugged-in builder, whose inputs skiff cannot know.
+    async fn dependency_files(
+        &self,
+        artifact: &ArtifactSpec,
+        required: &BTreeMap<String, String>,
+    ) -> Result<Option<Vec<PathBuf>>, RunnerError> {
+        if self.builders.contains_key(&artifact.image) {
+            return Ok(None);
+        }
+        let dependencies = match &artifact.builder {
+            BuilderSpec::Docker(docker) => {
+                let ignore =
+                    DockerIgnore::for_artifact(&artifact.context, Path::new(&docker.dockerfile))?;
+                // Required artifacts reach the Dockerfile as build args (`ARG BASE` / `FROM $BASE`).
+                let args: BTreeMap<String, Option<String>> = required
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone())))
+                    .chain(
+                        docker
+                            .build_args
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.as_ref().map(|t| t.source().to_owned()))),
+                    )
+                    .collect();
+                dependencies::dockerfile_dependencies(
+                    &artifact.context,
+                    &docker.dockerfile,
+                    &args,
+                    docker.target.as_deref(),
+                    &ignore,
+                )?
+            }
+            BuilderSpec::Custom(custom) => {
+                dependencies::custom_dependencies(
+                    &artifact.image,
+                    &artifact.context,
+                    &custom.dependencies,
+                    &self.options.env,
+                )
+                .await?
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(dependencies.files.into_iter().collect()))
+    }
+
+    /// Build args as they enter the cache key: each template's source with the values of the
+    /// environment variables it reads (`IMAGE_*` values follow from the key itself).
+    fn key_args(&self, artifact: &ArtifactSpec) -> BTreeMap<String, String> {
+        let BuilderSpec::Docker(docker) = &artifact.builder else {
+            return BTreeMap::new();
+        };
+        docker
+            .build_args
+            .iter()
+            .map(|(name, template)| {
+                let value = match template {
+                    Some(template) => {
+                        let mut value = template.source().to_owned();
+                        for variable in template.variables() {
+                            if let Some(v) = self.options.env.get(variable) {
+                                value.push_str(&format!("\u{0}{variable}={v}"));
+                            }
+                        }
+                        value
+                    }
+                    None => format!(
+                        "\u{0}env={}",
+                        self.options.env.get(name).map_or("", String::as_str)
+                    ),
+                };
+                (name.clone(), value)
+            })
+            .collect()
+    }
+
+    async fn build_one(
+        &self,
+        artifact: &ArtifactSpec,
+        policy: &TagPolicy,
+        required: BTreeMap<String, String>,
+        reporter: &dyn Reporter,
+    ) -> Result<BuiltImage, RunnerError> {
+        let started = Instant::now();
+        let image = artifact.image.clone();
+        let builder = self.builder_for(artifact)?;
+        let files = self.dependency_files(artifact, &required).await?;
+        let needs_key = self.options.cache_artifacts || matches!(policy, TagPolicy::InputDigest);
+        let key = match (&files, needs_key) {
+            (Some(files), true) => {
+                let required_keys = {
+                    let keys = self.keys.lock().map_err(|_| poisoned())?;
+                    artifact
+                        .requires
+                        .iter()
+                        .filter_map(|r| keys.get(&r.image).cloned())
+                        .collect()
+                };
+                let key = cache::cache_key_async(CacheInputs {
+                    builder_fingerprint: cache::builder_fingerprint(artifact),
+                    build_args: self.key_args(artifact),
+                    context: artifact.context.clone(),
+                    files: files.clone(),
+                    required_keys,
+                })
+                .await?;
+                self.keys
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .insert(image.clone(), key.clone());
+                Some(key)
+            }
+            _ => None,
+        };
+        let tag = match &self.options.tag {
+            Some(tag) => tag.clone(),
+            None => {
+                let outcome = tag::tag(
+                    policy,
+                    &TagInputs {
+                        image_name: &image,
+                        context: &artifact.context,
+                        env: &self.options.env,
+                        input_digest: key.as_deref(),
+                        now: chrono::Utc::now(),
+                    },
+                )
+                .await?;
+                for warning in outcome.warnings {
+                    warn(reporter, format!("{image}: {warning}"));
+                }
+                outcome.tag
+            }
+        };
+        let reference = tag::tagged(
+            &tag::apply_default_repo(&image, self.options.default_repo.as_deref()),
+            &tag,
+        )?;
+
+        if let Some(key) = key.as_deref().filter(|_| self.options.cache_artifacts) {
+            if let Some(built) = self
+                .reuse_cached(key, artifact, &reference, reporter)
+                .await?
+            {
+                reporter.report(Event::BuildFinished {
+                    image: image.clone(),
+                    reference: built.reference.to_string(),
+                    cache_hit: true,
+                    duration: started.elapsed(),
+                });
+                return Ok(built);
+            }
+        }
+
+        reporter.report(Event::BuildStarted {
+            image: image.clone(),
+            builder: artifact.builder.kind().to_owned(),
+        });
+        let request = BuildRequest {
+            artifact,
+            tag: reference,
+            push: self.push,
+            required,
+            env: &self.options.env,
+        };
+        let built = builder.build(&request, reporter).await?;
+        if let Some(key) = key.filter(|_| self.options.cache_artifacts) {
+            if let Ok(mut cache) = self.cache.lock() {
+                if let Some(cache) = cache.as_mut() {
+                    cache.record(
+                        key,
+                        CachedImage {
+                            image_name: image.clone(),
+                            reference: built.reference.to_string(),
+                            image_id: built.image_id.clone(),
+                            pushed: self.push,
+                        },
+                    );
+                }
+            }
+        }
+        reporter.report(Event::BuildFinished {
+            image,
+            reference: built.reference.to_string(),
+            cache_hit: false,
+            duration: started.elapsed(),
+        });
+        Ok(built)
+    }
+
+    /// The cached image for `key`, re-tagged (and pushed) as `reference`, when it still exists.
+    async fn reuse_cached(
+        &self,
+        key: &str,
+        artifact: &ArtifactSpec,
+        reference: &skiff_types::image::ImageRef,
+        reporter: &dyn Reporter,
+    ) -> Result<Option<BuiltImage>, RunnerError> {
+        let hit = {
+            let cache = self.cache.lock().map_err(|_| poisoned())?;
+            cache
+                .as_ref()
+                .and_then(|c| c.lookup(key, &artifact.image).cloned())
+        };
+        let (Some(hit), Some(engine)) = (hit, self.engine.as_ref()) else {
+            return Ok(None);
+        };
+        let local = engine
+            .image_id(hit.image_id.as_deref().unwrap_or(&hit.reference))
+            .await?;
+        let Some(image_id) = local else {
+            return Ok(None);
+        };
+        let same_name_and_tag =
+            hit.reference.split('@').next() == Some(reference.to_string().as_str());
+        if !same_name_and_tag {
+            engine.tag(&image_id, reference).await?;
+        }
+        let reference = if self.push {
+            if hit.pushed
+                && same_name_and_tag
+                && engine.remote_digest(&hit.reference).await.is_some()
+            {
+                hit.reference
+                    .parse()
+                    .map_err(|e| malformed(&hit.reference, e))?
+            } else {
+                let credentials = match (&self.docker_config, reference.registry()) {
+                    (Some(config), Some(registry)) => config.credentials_for(registry)?,
+                    _ => None,
+                };
+                let digest = engine
+                    .push(reference, credentials.as_ref(), reporter, &artifact.image)
+                    .await?;
+                let pushed = format!("{reference}@{digest}");
+                pushed.parse().map_err(|e| malformed(&pushed, e))?
+            }
+        } else {
+            reference.clone()
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            if let Some(cache) = cache.as_mut() {
+                cache.record(
+                    key,
+                    CachedImage {
+                        image_name: artifact.image.clone(),
+                        reference: reference.to_string(),
+                        image_id: Some(image_id.clone()),
+                        pushed: self.push,
+                    },
+                );
+            }
+        }
+        Ok(Some(BuiltImage {
+            image_name: artifact.image.clone(),
+            reference,
+            image_id: Some(image_id),
+        }))
+    }
+}
+
+fn malformed(reference: &str, error: skiff_types::image::ImageRefError) -> RunnerError {
+    RunnerError::Settings {
+        message: format!("image reference `{reference}` is malformed: {error}"),
+    }
+}
+
+fn poisoned() -> RunnerError {
+    RunnerError::Settings {
+        message: "internal error: a build task panicked".into(),
+    }
+}

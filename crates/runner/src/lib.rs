@@ -1,0 +1,56 @@
+//! skiff's dev loop as a library.
+//!
+//! The runner sits above the stage crates: it turns the effective configuration into each
+//! stage's typed options ([`settings`]) and runs the stages — today the build of every
+//! artifact, in dependency order and concurrently ([`schedule`], [`build`]). Embedders can
+//! swap any stage for their own implementation of its trait.
+//!
+//! ```
+//! use skiff_build::artifact::{ArtifactSpec, BuilderSpec, Requirement};
+//! use skiff_runner::schedule::build_order;
+//!
+//! let artifact = |image: &str, requires: &[&str]| ArtifactSpec {
+//!     image: image.into(),
+//!     context: ".".into(),
+//!     builder: BuilderSpec::Unsupported { kind: "example".into() },
+//!     requires: requires.iter().map(|r| Requirement { image: (*r).into(), alias: None }).collect(),
+//!     platforms: vec![],
+//! };
+//! let order = build_order(&[artifact("app", &["base"]), artifact("base", &[])]).unwrap();
+//! assert_eq!(order, [1, 0]);
+//! ```
+
+pub mod build;
+pub mod schedule;
+pub mod settings;
+
+/// Errors of the runner: a stage's error, or one of wiring them together.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunnerError {
+    /// The configuration could not be loaded.
+    #[error(transparent)]
+    Config(#[from] skiff_config::ConfigError),
+    /// A build failed.
+    #[error(transparent)]
+    Build(#[from] skiff_build::BuildError),
+    /// Artifacts cannot be ordered.
+    #[error(transparent)]
+    Schedule(#[from] schedule::ScheduleError),
+    /// A templated field of an artifact is malformed.
+    #[error("artifact {image}: {field}: {source}")]
+    Template {
+        /// The artifact's image name.
+        image: String,
+        /// The field.
+        field: String,
+        /// Why.
+        source: skiff_types::template::TemplateError,
+    },
+    /// The settings are inconsistent.
+    #[error("{message}")]
+    Settings {
+        /// What is wrong.
+        message: String,
+    },
+}

@@ -1,0 +1,302 @@
+//! Builds artifacts in dependency order, independent ones concurrently.
+//!
+//! An artifact starts once every artifact it `requires` is built; at most `concurrency` builds
+//! run at once. A failure stops new builds from starting (those already running finish), and
+//! what was built stays built: the caller gets every finished image with the first error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use skiff_build::ArtifactSpec;
+use skiff_types::image::BuiltImage;
+
+/// Why a set of artifacts cannot be scheduled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// Artifacts require each other in a cycle.
+    #[error("artifacts require each other in a cycle: {}", chain.join(" → "))]
+    Cycle {
+        /// The images in the cycle, the first repeated at the end.
+        chain: Vec<String>,
+    },
+    /// An artifact requires an image no artifact builds.
+    #[error("artifact {image} requires {missing}, which no artifact builds")]
+    UnknownRequirement {
+        /// The requiring artifact.
+        image: String,
+        /// The missing image.
+        missing: String,
+    },
+}
+
+/// The order builds may start in: each artifact after its requirements.
+pub fn build_order(artifacts: &[ArtifactSpec]) -> Result<Vec<usize>, ScheduleError> {
+    let index: BTreeMap<&str, usize> = artifacts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.image.as_str(), i))
+        .collect();
+    for artifact in artifacts {
+        for requirement in &artifact.requires {
+            if !index.contains_key(requirement.image.as_str()) {
+                return Err(ScheduleError::UnknownRequirement {
+                    image: artifact.image.clone(),
+                    missing: requirement.image.clone(),
+                });
+            }
+        }
+    }
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Visiting,
+        Done,
+    }
+    fn visit(
+        i: usize,
+        artifacts: &[ArtifactSpec],
+        index: &BTreeMap<&str, usize>,
+        marks: &mut [Mark],
+        stack: &mut Vec<usize>,
+        order: &mut Vec<usize>,
+    ) -> Result<(), ScheduleError> {
+        match marks[i] {
+            Mark::Done => return Ok(()),
+            Mark::Visiting => {
+                let start = stack.iter().position(|&s| s == i).unwrap_or(0);
+                let mut chain: Vec<String> = stack[start..]
+                    .iter()
+                    .map(|&s| artifacts[s].image.clone())
+                    .collect();
+                chain.push(artifacts[i].image.clone());
+                return Err(ScheduleError::Cycle { chain });
+            }
+            Mark::New => {}
+        }
+        marks[i] = Mark::Visiting;
+        stack.push(i);
+        for requirement in &artifacts[i].requires {
+            if let Some(&j) = index.get(requirement.image.as_str()) {
+                visit(j, artifacts, index, marks, stack, order)?;
+            }
+        }
+        stack.pop();
+        marks[i] = Mark::Done;
+        order.push(i);
+        Ok(())
+    }
+    let mut marks = vec![Mark::New; artifacts.len()];
+    let mut order = Vec::with_capacity(artifacts.len());
+    for i in 0..artifacts.len() {
+        visit(
+            i,
+            artifacts,
+            &index,
+            &mut marks,
+            &mut Vec::new(),
+            &mut order,
+        )?;
+    }
+    Ok(order)
+}
+
+/// The outcome of a scheduled run: what was built (in completion order) and the first error.
+#[derive(Debug)]
+pub struct Scheduled<E> {
+    /// Built images, by artifact index.
+    pub built: BTreeMap<usize, BuiltImage>,
+    /// The first failure, if any; later artifacts were not started.
+    pub error: Option<E>,
+}
+
+/// Run `job` for every artifact, each after its requirements, at most `concurrency` at once.
+/// `job` receives the artifact's index and the built references of its requirements, keyed
+/// by alias (requirements without an alias are only ordered).
+pub async fn run<E, F, Fut>(
+    artifacts: &[ArtifactSpec],
+    concurrency: usize,
+    job: F,
+) -> Result<Scheduled<E>, ScheduleError>
+where
+    F: Fn(usize, BTreeMap<String, String>) -> Fut,
+    Fut: Future<Output = Result<BuiltImage, E>>,
+{
+    build_order(artifacts)?;
+    let index: BTreeMap<&str, usize> = artifacts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.image.as_str(), i))
+        .collect();
+    let requirements: Vec<BTreeSet<usize>> = artifacts
+        .iter()
+        .map(|a| {
+            a.requires
+                .iter()
+                .filter_map(|r| index.get(r.image.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let limit = concurrency.max(1);
+    let job = Arc::new(job);
+    let mut built: BTreeMap<usize, BuiltImage> = BTreeMap::new();
+    let mut started: BTreeSet<usize> = BTreeSet::new();
+    let mut running = FuturesUnordered::new();
+    let mut error = None;
+    loop {
+        if error.is_none() {
+            let ready: Vec<usize> = (0..artifacts.len())
+                .filter(|i| {
+                    !started.contains(i) && requirements[*i].iter().all(|r| built.contains_key(r))
+                })
+                .collect();
+            for i in ready {
+                if running.len() >= limit {
+                    break;
+                }
+                started.insert(i);
+                let required: BTreeMap<String, String> = artifacts[i]
+                    .requires
+                    .iter()
+                    .filter_map(|r| {
+                        let alias = r.alias.clone()?;
+                        let j = index.get(r.image.as_str())?;
+                        Some((alias, built.get(j)?.reference.to_string()))
+                    })
+                    .collect();
+                let job = Arc::clone(&job);
+                running.push(async move { (i, job(i, required).await) });
+            }
+        }
+        let Some((i, result)) = running.next().await else {
+            break;
+        };
+        match result {
+            Ok(image) => {
+                built.insert(i, image);
+            }
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    Ok(Scheduled { built, error })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use skiff_build::artifact::{BuilderSpec, Requirement};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    fn artifact(image: &str, requires: &[(&str, Option<&str>)]) -> ArtifactSpec {
+        ArtifactSpec {
+            image: image.into(),
+            context: "/ctx".into(),
+            builder: BuilderSpec::Unsupported {
+                kind: "test".into(),
+            },
+            requires: requires
+                .iter()
+                .map(|(i, a)| Requirement {
+                    image: (*i).into(),
+                    alias: a.map(Into::into),
+                })
+                .collect(),
+            platforms: vec![],
+        }
+    }
+
+    fn image(name: &str) -> BuiltImage {
+        BuiltImage {
+            image_name: name.into(),
+            reference: format!("{name}:t").parse().unwrap(),
+            image_id: None,
+        }
+    }
+
+    #[test]
+    fn cycles_are_named() {
+        let artifacts = [
+            artifact("a", &[("b", None)]),
+            artifact("b", &[("c", None)]),
+            artifact("c", &[("a", None)]),
+        ];
+        assert_eq!(
+            build_order(&artifacts).unwrap_err().to_string(),
+            "artifacts require each other in a cycle: a → b → c → a"
+        );
+        let artifacts = [artifact("a", &[("ghost", None)])];
+        assert!(matches!(
+            build_order(&artifacts),
+            Err(ScheduleError::UnknownRequirement { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn requirements_first_with_aliases_and_bounded_concurrency() {
+        let artifacts = [
+            artifact("app", &[("base", Some("BASE")), ("tools", None)]),
+            artifact("base", &[]),
+            artifact("tools", &[]),
+            artifact("other", &[]),
+        ];
+        let log = Mutex::new(Vec::new());
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let outcome = run(&artifacts, 2, |i, required| {
+            let log = &log;
+            let running = &running;
+            let peak = &peak;
+            let name = artifacts[i].image.clone();
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                log.lock()
+                    .unwrap()
+                    .push(format!("start {name} {required:?}"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                log.lock().unwrap().push(format!("end {name}"));
+                Ok::<_, String>(image(&name))
+            }
+        })
+        .await
+        .unwrap();
+        assert!(outcome.error.is_none());
+        assert_eq!(outcome.built.len(), 4);
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        let log = log.into_inner().unwrap();
+        let position = |entry: &str| log.iter().position(|l| l == entry).unwrap();
+        assert!(position("end base") < position("start app {\"BASE\": \"base:t\"}"));
+        assert!(position("end tools") < position("start app {\"BASE\": \"base:t\"}"));
+    }
+
+    #[tokio::test]
+    async fn a_failure_stops_dependents_and_keeps_what_was_built() {
+        let artifacts = [
+            artifact("base", &[]),
+            artifact("app", &[("base", None)]),
+            artifact("ok", &[]),
+        ];
+        let outcome = run(&artifacts, 1, |i, _| {
+            let name = artifacts[i].image.clone();
+            async move {
+                if name == "base" {
+                    Err(format!("{name} broke"))
+                } else {
+                    Ok(image(&name))
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(outcome.error.as_deref(), Some("base broke"));
+        assert!(!outcome.built.values().any(|b| b.image_name == "app"));
+    }
+}

@@ -1,0 +1,240 @@
+//! Typed stage options from the effective configuration: the one place that reads the schema
+//! on the stages' behalf.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use skiff_build::ArtifactSpec;
+use skiff_build::artifact::{
+    BuilderSpec, CustomDependencies, CustomSpec, DockerSecret, DockerSpec, DockerfileDependency,
+    Requirement,
+};
+use skiff_build::tag::{GitCommitOptions, GitVariant, TagPolicy};
+use skiff_config::EffectiveConfig;
+use skiff_config::schema::{self, Artifact};
+use skiff_types::template::{Template, TemplateError};
+
+use crate::RunnerError;
+
+/// Build settings for all artifacts of the loaded configs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildSettings {
+    /// Every artifact, in configuration order.
+    pub artifacts: Vec<ArtifactSpec>,
+    /// How tags are chosen, per artifact (same order).
+    pub tag_policies: Vec<TagPolicy>,
+    /// `build.local.push`: `None` means decide by the target cluster.
+    pub push: Option<bool>,
+    /// `build.local.concurrency` (0 = as many as there are artifacts).
+    pub concurrency: usize,
+    /// `build.local.useBuildkit`.
+    pub use_buildkit: bool,
+    /// `build.insecureRegistries`.
+    pub insecure_registries: Vec<String>,
+}
+
+fn template(image: &str, field: String, source: &str) -> Result<Template, RunnerError> {
+    Template::parse(source).map_err(|source: TemplateError| RunnerError::Template {
+        image: image.to_owned(),
+        field,
+        source,
+    })
+}
+
+/// The build settings of `configs` (each config's paths are relative to its own file).
+pub fn build_settings(configs: &[EffectiveConfig]) -> Result<BuildSettings, RunnerError> {
+    let mut settings = BuildSettings {
+        artifacts: Vec::new(),
+        tag_policies: Vec::new(),
+        push: None,
+        concurrency: 1,
+        use_buildkit: false,
+        insecure_registries: Vec::new(),
+    };
+    for config in configs {
+        let Some(build) = &config.config.build else {
+            continue;
+        };
+        if let Some(local) = &build.local {
+            settings.push = settings.push.or(local.push);
+            settings.concurrency = usize::try_from(local.concurrency.unwrap_or(1)).unwrap_or(1);
+            settings.use_buildkit |= local.use_buildkit.unwrap_or(false);
+        }
+        settings
+            .insecure_registries
+            .extend(build.insecure_registries.iter().flatten().cloned());
+        for artifact in build.artifacts.iter().flatten() {
+            settings
+                .artifacts
+                .push(artifact_spec(config.base_dir(), artifact)?);
+            settings
+                .tag_policies
+                .push(tag_policy(&artifact.image, build.tag_policy.as_ref())?);
+        }
+    }
+    Ok(settings)
+}
+
+fn artifact_spec(base_dir: &Path, artifact: &Artifact) -> Result<ArtifactSpec, RunnerError> {
+    let image = &artifact.image;
+    let context = base_dir.join(artifact.context.as_deref().unwrap_or("."));
+    let builder = if let Some(docker) = &artifact.docker {
+        let mut build_args = BTreeMap::new();
+        for (key, value) in docker.build_args.iter().flat_map(|a| a.0.iter()) {
+            let value = value
+                .as_deref()
+                .map(|v| template(image, format!("docker.buildArgs.{key}"), v))
+                .transpose()?;
+            build_args.insert(key.clone(), value);
+        }
+        BuilderSpec::Docker(DockerSpec {
+            dockerfile: docker
+                .dockerfile
+                .clone()
+                .unwrap_or_else(|| "Dockerfile".into()),
+            target: docker.target.clone(),
+            build_args,
+            network: docker.network.clone(),
+            add_hosts: docker.add_host.clone().unwrap_or_default(),
+            cache_from: docker.cache_from.clone().unwrap_or_default(),
+            no_cache: docker.no_cache.unwrap_or(false),
+            pull_parent: docker.pull_parent.unwrap_or(false),
+            secrets: docker
+                .secrets
+                .iter()
+                .flatten()
+                .map(|s| DockerSecret {
+                    id: s.id.clone(),
+                    src: s.src.as_ref().map(|p| context.join(p)),
+                    env: s.env.clone(),
+                })
+                .collect(),
+            ssh: docker.ssh.clone(),
+            cli_flags: docker.cli_flags.clone().unwrap_or_default(),
+        })
+    } else if let Some(custom) = &artifact.custom {
+        let dependencies = custom.dependencies.as_ref();
+        BuilderSpec::Custom(CustomSpec {
+            build_command: custom.build_command.clone(),
+            dependencies: CustomDependencies {
+                paths: dependencies
+                    .and_then(|d| d.paths.clone())
+                    .unwrap_or_default(),
+                ignore: dependencies
+                    .and_then(|d| d.ignore.clone())
+                    .unwrap_or_default(),
+                dockerfile: dependencies.and_then(|d| d.dockerfile.as_ref()).map(|d| {
+                    DockerfileDependency {
+                        path: d.path.clone().unwrap_or_else(|| "Dockerfile".into()),
+                        build_args: d.build_args.clone().map(|a| a.0).unwrap_or_default(),
+                    }
+                }),
+                command: dependencies.and_then(|d| d.command.clone()),
+            },
+        })
+    } else {
+        let kind = skiff_config::builder_kinds(artifact)
+            .first()
+            .copied()
+            .unwrap_or("unknown");
+        BuilderSpec::Unsupported {
+            kind: kind.to_owned(),
+        }
+    };
+    Ok(ArtifactSpec {
+        image: image.clone(),
+        context,
+        builder,
+        requires: artifact
+            .requires
+            .iter()
+            .flatten()
+            .map(|r| Requirement {
+                image: r.image.clone(),
+                alias: r.alias.clone(),
+            })
+            .collect(),
+        platforms: artifact.platforms.clone().unwrap_or_default(),
+    })
+}
+
+fn git_variant(image: &str, variant: Option<&str>) -> Result<GitVariant, RunnerError> {
+    Ok(match variant.unwrap_or("Tags") {
+        "Tags" => GitVariant::Tags,
+        "CommitSha" => GitVariant::CommitSha,
+        "AbbrevCommitSha" => GitVariant::AbbrevCommitSha,
+        "TreeSha" => GitVariant::TreeSha,
+        "AbbrevTreeSha" => GitVariant::AbbrevTreeSha,
+        other => {
+            return Err(RunnerError::Settings {
+                message: format!("artifact {image}: unknown gitCommit variant `{other}`"),
+            });
+        }
+    })
+}
+
+fn git_options(image: &str, git: &schema::GitTagger) -> Result<GitCommitOptions, RunnerError> {
+    Ok(GitCommitOptions {
+        variant: git_variant(image, git.variant.as_deref())?,
+        prefix: git.prefix.clone(),
+        ignore_changes: git.ignore_changes.unwrap_or(false),
+    })
+}
+
+fn tag_policy(image: &str, policy: Option<&schema::TagPolicy>) -> Result<TagPolicy, RunnerError> {
+    let Some(policy) = policy else {
+        return Ok(TagPolicy::GitCommit(GitCommitOptions {
+            variant: GitVariant::Tags,
+            prefix: None,
+            ignore_changes: false,
+        }));
+    };
+    if let Some(git) = &policy.git_commit {
+        return Ok(TagPolicy::GitCommit(git_options(image, git)?));
+    }
+    if policy.sha256.is_some() {
+        return Ok(TagPolicy::Sha256);
+    }
+    if policy.input_digest.is_some() {
+        return Ok(TagPolicy::InputDigest);
+    }
+    if let Some(date) = &policy.date_time {
+        return Ok(TagPolicy::DateTime {
+            format: date.format.clone(),
+            timezone: date.timezone.clone(),
+        });
+    }
+    if let Some(env) = &policy.env_template {
+        return Ok(TagPolicy::EnvTemplate {
+            template: template(
+                image,
+                "tagPolicy.envTemplate.template".into(),
+                &env.template,
+            )?,
+        });
+    }
+    if let Some(custom) = &policy.custom_template {
+        let mut components = Vec::new();
+        for component in custom.components.iter().flatten() {
+            let name = component.name.clone().unwrap_or_default();
+            let nested = schema::TagPolicy {
+                git_commit: component.git_commit.clone(),
+                sha256: component.sha256.clone(),
+                env_template: component.env_template.clone(),
+                date_time: component.date_time.clone(),
+                custom_template: component.custom_template.clone(),
+                input_digest: component.input_digest.clone(),
+            };
+            components.push((name, tag_policy(image, Some(&nested))?));
+        }
+        return Ok(TagPolicy::CustomTemplate {
+            template: template(
+                image,
+                "tagPolicy.customTemplate.template".into(),
+                &custom.template,
+            )?,
+            components,
+        });
+    }
+    tag_policy(image, None)
+}
