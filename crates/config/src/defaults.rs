@@ -5,6 +5,7 @@ use crate::schema::{
     DeployConfig, DockerArtifact, GitTagger, KubectlDeploy, LocalBuild, RenderConfig,
     SkaffoldConfig, TagPolicy,
 };
+use crate::validate::{builder_kinds, tagger_kinds};
 
 /// Skaffold's default status-check deadline.
 pub const STATUS_CHECK_DEADLINE_SECONDS: i64 = 600;
@@ -15,14 +16,7 @@ pub(crate) fn apply(config: &mut SkaffoldConfig) {
     if let Some(build) = config.build.as_mut() {
         for artifact in build.artifacts.iter_mut().flatten() {
             artifact.context.get_or_insert_with(|| ".".to_owned());
-            let has_builder = artifact.docker.is_some()
-                || artifact.custom.is_some()
-                || artifact.ko.is_some()
-                || artifact.bazel.is_some()
-                || artifact.jib.is_some()
-                || artifact.kaniko.is_some()
-                || artifact.buildpacks.is_some();
-            if !has_builder {
+            if builder_kinds(artifact).is_empty() {
                 artifact.docker = Some(DockerArtifact::default());
             }
             if let Some(docker) = artifact.docker.as_mut() {
@@ -37,13 +31,7 @@ pub(crate) fn apply(config: &mut SkaffoldConfig) {
             }
         }
         let policy = build.tag_policy.get_or_insert_with(TagPolicy::default);
-        let has_tagger = policy.git_commit.is_some()
-            || policy.sha256.is_some()
-            || policy.env_template.is_some()
-            || policy.date_time.is_some()
-            || policy.custom_template.is_some()
-            || policy.input_digest.is_some();
-        if !has_tagger {
+        if tagger_kinds(policy).is_empty() {
             policy.git_commit = Some(GitTagger::default());
         }
         if let Some(git) = policy.git_commit.as_mut() {

@@ -8,7 +8,7 @@ use crate::error::{ConfigError, Location};
 use crate::locate::{Step, locate};
 use crate::resolve::EffectiveConfig;
 use crate::schema::{
-    Artifact, GIT_TAGGER_VARIANT_VALUES, LOGS_CONFIG_PREFIX_VALUES, SkaffoldConfig,
+    Artifact, GIT_TAGGER_VARIANT_VALUES, LOGS_CONFIG_PREFIX_VALUES, SkaffoldConfig, TagPolicy,
 };
 use crate::suggest::suggestion;
 
@@ -36,6 +36,21 @@ pub(crate) fn builder_kinds(artifact: &Artifact) -> Vec<&'static str> {
         ("jib", artifact.jib.is_some()),
         ("kaniko", artifact.kaniko.is_some()),
         ("buildpacks", artifact.buildpacks.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(kind, set)| set.then_some(kind))
+    .collect()
+}
+
+/// The taggers a tag policy sets, as spelled in YAML.
+pub(crate) fn tagger_kinds(policy: &TagPolicy) -> Vec<&'static str> {
+    [
+        ("gitCommit", policy.git_commit.is_some()),
+        ("sha256", policy.sha256.is_some()),
+        ("envTemplate", policy.env_template.is_some()),
+        ("dateTime", policy.date_time.is_some()),
+        ("customTemplate", policy.custom_template.is_some()),
+        ("inputDigest", policy.input_digest.is_some()),
     ]
     .into_iter()
     .filter_map(|(kind, set)| set.then_some(kind))
@@ -121,21 +136,11 @@ pub(crate) fn config(document: &Document, config: &SkaffoldConfig) -> Result<(),
                 Ok(_) => {}
             }
         }
-        let tag_kinds: Vec<&str> = build
+        let tag_kinds = build
             .tag_policy
-            .iter()
-            .flat_map(|p| {
-                [
-                    ("gitCommit", p.git_commit.is_some()),
-                    ("sha256", p.sha256.is_some()),
-                    ("envTemplate", p.env_template.is_some()),
-                    ("dateTime", p.date_time.is_some()),
-                    ("customTemplate", p.custom_template.is_some()),
-                    ("inputDigest", p.input_digest.is_some()),
-                ]
-            })
-            .filter_map(|(kind, set)| set.then_some(kind))
-            .collect();
+            .as_ref()
+            .map(tagger_kinds)
+            .unwrap_or_default();
         one_of(
             document,
             &[Key("build"), Key("tagPolicy")],

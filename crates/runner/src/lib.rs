@@ -34,9 +34,20 @@ pub enum RunnerError {
     /// A build failed.
     #[error(transparent)]
     Build(#[from] skiff_build::BuildError),
-    /// Artifacts cannot be ordered.
-    #[error(transparent)]
-    Schedule(#[from] schedule::ScheduleError),
+    /// Artifacts require each other in a cycle.
+    #[error("artifacts require each other in a cycle: {}", chain.join(" → "))]
+    Cycle {
+        /// The images in the cycle, the first repeated at the end.
+        chain: Vec<String>,
+    },
+    /// An artifact requires an image no artifact builds.
+    #[error("artifact {image} requires {missing}, which no artifact builds")]
+    UnknownRequirement {
+        /// The requiring artifact.
+        image: String,
+        /// The missing image.
+        missing: String,
+    },
     /// A templated field of an artifact is malformed.
     #[error("artifact {image}: {field}: {source}")]
     Template {

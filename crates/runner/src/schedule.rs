@@ -12,28 +12,10 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use skiff_build::ArtifactSpec;
 use skiff_types::image::BuiltImage;
 
-/// Why a set of artifacts cannot be scheduled.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ScheduleError {
-    /// Artifacts require each other in a cycle.
-    #[error("artifacts require each other in a cycle: {}", chain.join(" → "))]
-    Cycle {
-        /// The images in the cycle, the first repeated at the end.
-        chain: Vec<String>,
-    },
-    /// An artifact requires an image no artifact builds.
-    #[error("artifact {image} requires {missing}, which no artifact builds")]
-    UnknownRequirement {
-        /// The requiring artifact.
-        image: String,
-        /// The missing image.
-        missing: String,
-    },
-}
+use crate::RunnerError;
 
 /// The order builds may start in: each artifact after its requirements.
-pub fn build_order(artifacts: &[ArtifactSpec]) -> Result<Vec<usize>, ScheduleError> {
+pub fn build_order(artifacts: &[ArtifactSpec]) -> Result<Vec<usize>, RunnerError> {
     let index: BTreeMap<&str, usize> = artifacts
         .iter()
         .enumerate()
@@ -42,7 +24,7 @@ pub fn build_order(artifacts: &[ArtifactSpec]) -> Result<Vec<usize>, ScheduleErr
     for artifact in artifacts {
         for requirement in &artifact.requires {
             if !index.contains_key(requirement.image.as_str()) {
-                return Err(ScheduleError::UnknownRequirement {
+                return Err(RunnerError::UnknownRequirement {
                     image: artifact.image.clone(),
                     missing: requirement.image.clone(),
                 });
@@ -62,7 +44,7 @@ pub fn build_order(artifacts: &[ArtifactSpec]) -> Result<Vec<usize>, ScheduleErr
         marks: &mut [Mark],
         stack: &mut Vec<usize>,
         order: &mut Vec<usize>,
-    ) -> Result<(), ScheduleError> {
+    ) -> Result<(), RunnerError> {
         match marks[i] {
             Mark::Done => return Ok(()),
             Mark::Visiting => {
@@ -72,7 +54,7 @@ pub fn build_order(artifacts: &[ArtifactSpec]) -> Result<Vec<usize>, ScheduleErr
                     .map(|&s| artifacts[s].image.clone())
                     .collect();
                 chain.push(artifacts[i].image.clone());
-                return Err(ScheduleError::Cycle { chain });
+                return Err(RunnerError::Cycle { chain });
             }
             Mark::New => {}
         }
@@ -119,7 +101,7 @@ pub async fn run<E, F, Fut>(
     artifacts: &[ArtifactSpec],
     concurrency: usize,
     job: F,
-) -> Result<Scheduled<E>, ScheduleError>
+) -> Result<Scheduled<E>, RunnerError>
 where
     F: Fn(usize, BTreeMap<String, String>) -> Fut,
     Fut: Future<Output = Result<BuiltImage, E>>,
@@ -234,7 +216,7 @@ mod tests {
         let artifacts = [artifact("a", &[("ghost", None)])];
         assert!(matches!(
             build_order(&artifacts),
-            Err(ScheduleError::UnknownRequirement { .. })
+            Err(RunnerError::UnknownRequirement { .. })
         ));
     }
 

@@ -9,7 +9,7 @@ use skiff_build::artifact::{
     BuilderSpec, CustomDependencies, CustomSpec, DockerSecret, DockerSpec, DockerfileDependency,
     Requirement,
 };
-use skiff_build::tag::{GitCommitOptions, GitVariant, TagPolicy};
+use skiff_build::tag::{GitCommitOptions, TagPolicy};
 use skiff_config::EffectiveConfig;
 use skiff_config::schema::{self, Artifact};
 use skiff_types::template::{Template, TemplateError};
@@ -158,24 +158,13 @@ fn artifact_spec(base_dir: &Path, artifact: &Artifact) -> Result<ArtifactSpec, R
     })
 }
 
-fn git_variant(image: &str, variant: Option<&str>) -> Result<GitVariant, RunnerError> {
-    Ok(match variant.unwrap_or("Tags") {
-        "Tags" => GitVariant::Tags,
-        "CommitSha" => GitVariant::CommitSha,
-        "AbbrevCommitSha" => GitVariant::AbbrevCommitSha,
-        "TreeSha" => GitVariant::TreeSha,
-        "AbbrevTreeSha" => GitVariant::AbbrevTreeSha,
-        other => {
-            return Err(RunnerError::Settings {
-                message: format!("artifact {image}: unknown gitCommit variant `{other}`"),
-            });
-        }
-    })
-}
-
 fn git_options(image: &str, git: &schema::GitTagger) -> Result<GitCommitOptions, RunnerError> {
     Ok(GitCommitOptions {
-        variant: git_variant(image, git.variant.as_deref())?,
+        variant: git.variant.as_deref().unwrap_or_default().parse().map_err(
+            |error: skiff_build::tag::UnknownGitVariant| RunnerError::Settings {
+                message: format!("artifact {image}: unknown gitCommit variant `{}`", error.0),
+            },
+        )?,
         prefix: git.prefix.clone(),
         ignore_changes: git.ignore_changes.unwrap_or(false),
     })
@@ -183,11 +172,7 @@ fn git_options(image: &str, git: &schema::GitTagger) -> Result<GitCommitOptions,
 
 fn tag_policy(image: &str, policy: Option<&schema::TagPolicy>) -> Result<TagPolicy, RunnerError> {
     let Some(policy) = policy else {
-        return Ok(TagPolicy::GitCommit(GitCommitOptions {
-            variant: GitVariant::Tags,
-            prefix: None,
-            ignore_changes: false,
-        }));
+        return Ok(TagPolicy::GitCommit(GitCommitOptions::default()));
     };
     if let Some(git) = &policy.git_commit {
         return Ok(TagPolicy::GitCommit(git_options(image, git)?));
