@@ -27,7 +27,13 @@ pub enum Command {
     /// Build the artifacts: tag them, reuse cached images, build the rest, push when needed.
     Build(BuildArgs),
     /// Print the effective configuration: profiles, requires, templates and defaults applied.
+    /// Render the manifests and deploy them (Kubernetes or local Docker), then wait until ready.
+    Deploy(DeployArgs),
+    /// Delete what the configuration deploys: only objects and containers carrying skiff's labels.
+    Delete,
     Diagnose(DiagnoseArgs),
+    /// Print the Kubernetes objects to deploy: manifests with images, labels and namespaces.
+    Render(RenderArgs),
     /// Print skiff's version.
     Version,
 }
@@ -37,7 +43,10 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Build(_) => "build",
+            Command::Deploy(_) => "deploy",
+            Command::Delete => "delete",
             Command::Diagnose(_) => "diagnose",
+            Command::Render(_) => "render",
             Command::Version => "version",
         }
     }
@@ -248,6 +257,130 @@ pub struct DiagnoseArgs {
     pub output: Option<PathBuf>,
 }
 
+/// `skiff render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Write the rendered manifests to FILE instead of standard output
+    #[arg(short, long, env = "SKAFFOLD_OUTPUT", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Do not use the cluster: no kube-context for tools, and tags as images unless
+    /// --digest-source says otherwise
+    #[arg(
+        long,
+        env = "SKAFFOLD_OFFLINE",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub offline: bool,
+
+    #[command(flatten)]
+    pub source: ImageSourceArgs,
+}
+
+/// Where the images of a render or deploy come from, and the run's labels.
+#[derive(Debug, Args)]
+pub struct ImageSourceArgs {
+    /// Where images come from: `local` builds them, `remote` resolves the computed tags'
+    /// digests in the registry, `tag` uses the computed tags, `none` keeps the manifests'
+    /// images [default: tag for a local cluster, remote otherwise]
+    #[arg(
+        long,
+        env = "SKAFFOLD_DIGEST_SOURCE",
+        value_parser = ["local", "remote", "tag", "none"],
+        value_name = "SOURCE"
+    )]
+    pub digest_source: Option<String>,
+
+    /// Pre-built images, as NAME=TAG, NAME=IMAGE or IMAGE (comma-separated, repeatable)
+    #[arg(
+        short,
+        long,
+        env = "SKAFFOLD_IMAGES",
+        value_delimiter = ',',
+        value_name = "IMAGE"
+    )]
+    pub images: Vec<String>,
+
+    /// Use the images of a previous `skiff build --file-output FILE` (`-`: standard input)
+    #[arg(
+        short = 'a',
+        long,
+        env = "SKAFFOLD_BUILD_ARTIFACTS",
+        value_name = "FILE"
+    )]
+    pub build_artifacts: Option<PathBuf>,
+
+    /// Add a label to every object, as KEY=VALUE (comma-separated, repeatable)
+    #[arg(
+        short = 'l',
+        long = "label",
+        env = "SKAFFOLD_LABEL",
+        value_delimiter = ',',
+        value_name = "KEY=VALUE"
+    )]
+    pub labels: Vec<String>,
+
+    /// The run ID in the `skaffold.dev/run-id` label [default: a new random ID]
+    #[arg(long, env = "SKAFFOLD_RUN_ID", value_name = "ID")]
+    pub run_id: Option<String>,
+
+    /// Use this tag for every image instead of the tag policy
+    #[arg(short, long, env = "SKAFFOLD_TAG")]
+    pub tag: Option<String>,
+
+    /// Reuse images whose inputs have not changed (--digest-source=local)
+    #[arg(
+        long,
+        env = "SKAFFOLD_CACHE_ARTIFACTS",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub cache_artifacts: bool,
+
+    /// Where the artifact cache is kept [default: $XDG_CACHE_HOME/skiff/artifacts.json]
+    #[arg(long, env = "SKAFFOLD_CACHE_FILE", value_name = "FILE")]
+    pub cache_file: Option<PathBuf>,
+
+    /// Show the build's progress on standard error (--digest-source=local)
+    #[arg(long, env = "SKAFFOLD_LOUD")]
+    pub loud: bool,
+}
+
+/// `skiff deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub source: ImageSourceArgs,
+
+    /// Delete and re-create objects whose immutable fields changed
+    #[arg(long, env = "SKAFFOLD_FORCE")]
+    pub force: bool,
+
+    /// Wait until the deployed resources are ready
+    #[arg(
+        long,
+        env = "SKAFFOLD_STATUS_CHECK",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub status_check: Option<bool>,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -332,6 +465,72 @@ mod tests {
         };
         assert_eq!(args.push, None);
         assert!(args.cache_artifacts);
+    }
+
+    #[test]
+    fn render_flags() {
+        let cli = parse(&[
+            "render",
+            "-o",
+            "out.yaml",
+            "--offline",
+            "--digest-source",
+            "none",
+            "--images",
+            "a=v1,b=v2",
+            "-i",
+            "c=v3",
+            "-a",
+            "-",
+            "-l",
+            "team=blue",
+            "--label",
+            "x=y,z=w",
+            "--run-id",
+            "r1",
+            "-n",
+            "dev",
+        ]);
+        assert_eq!(cli.command.name(), "render");
+        assert_eq!(cli.global.namespace.as_deref(), Some("dev"));
+        let Command::Render(args) = cli.command else {
+            panic!("expected render");
+        };
+        assert_eq!(args.output, Some(PathBuf::from("out.yaml")));
+        assert!(args.offline);
+        assert_eq!(args.source.digest_source.as_deref(), Some("none"));
+        assert_eq!(args.source.images, ["a=v1", "b=v2", "c=v3"]);
+        assert_eq!(args.source.build_artifacts, Some(PathBuf::from("-")));
+        assert_eq!(args.source.labels, ["team=blue", "x=y", "z=w"]);
+        assert_eq!(args.source.run_id.as_deref(), Some("r1"));
+        assert!(args.source.cache_artifacts);
+        let Command::Render(args) = parse(&["render"]).command else {
+            panic!("expected render");
+        };
+        assert!(!args.offline);
+        assert_eq!(args.source.digest_source, None);
+        assert!(Cli::try_parse_from(["skiff", "render", "--digest-source", "cloud"]).is_err());
+    }
+
+    #[test]
+    fn deploy_flags() {
+        let cli = parse(&[
+            "deploy",
+            "-a",
+            "b.json",
+            "--force",
+            "--status-check=false",
+            "--run-id",
+            "r",
+        ]);
+        let Command::Deploy(args) = cli.command else {
+            panic!("expected deploy");
+        };
+        assert!(args.force);
+        assert_eq!(args.status_check, Some(false));
+        assert_eq!(args.source.build_artifacts, Some(PathBuf::from("b.json")));
+        assert_eq!(args.source.run_id.as_deref(), Some("r"));
+        assert!(matches!(parse(&["delete"]).command, Command::Delete));
     }
 
     #[test]

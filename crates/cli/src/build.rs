@@ -12,7 +12,7 @@ use crate::args::{BuildArgs, Cli, Verbosity};
 use crate::console::ConsoleReporter;
 
 /// Where the artifact cache lives unless `--cache-file` says otherwise.
-fn default_cache_file(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+pub(crate) fn default_cache_file(env: &BTreeMap<String, String>) -> Option<PathBuf> {
     let base = env
         .get("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
@@ -21,7 +21,8 @@ fn default_cache_file(env: &BTreeMap<String, String>) -> Option<PathBuf> {
     Some(base.join("skiff").join("artifacts.json"))
 }
 
-fn docker_config(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+/// The Docker config file holding registry credentials.
+pub(crate) fn docker_config(env: &BTreeMap<String, String>) -> Option<PathBuf> {
     match env.get("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
         Some(dir) => Some(PathBuf::from(dir).join("config.json")),
         None => env

@@ -74,6 +74,29 @@ pub fn line(event: &Event) -> Option<(String, bool)> {
             )
         }
         Event::Pushed { reference, .. } => (format!("Pushed {reference}"), false),
+        Event::Deployed { object, action } => (format!(" - {object} {action}"), false),
+        Event::ResourceStatus { resource, status } => (format!(" - {resource}: {status}"), false),
+        Event::ResourceReady { resource, duration } => (
+            format!(" - {resource} is ready. [{:.2}s]", duration.as_secs_f64()),
+            false,
+        ),
+        Event::PortForwarded {
+            resource,
+            remote_port,
+            local_address,
+        } => (
+            format!("Port forwarding {resource} {remote_port} -> {local_address}"),
+            false,
+        ),
+        Event::LogLine {
+            pod,
+            container,
+            line,
+            ..
+        } => match pod {
+            Some(pod) => (format!("[{pod} {container}] {line}"), false),
+            None => (format!("[{container}] {line}"), false),
+        },
         _ => return None,
     })
 }
@@ -112,6 +135,26 @@ impl Reporter for ConsoleReporter {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn deploy_lines() {
+        let forwarded = Event::PortForwarded {
+            resource: "service/web".into(),
+            remote_port: 8080,
+            local_address: "127.0.0.1:8080".into(),
+        };
+        assert_eq!(
+            line(&forwarded).map(|l| l.0),
+            Some("Port forwarding service/web 8080 -> 127.0.0.1:8080".into())
+        );
+        let log = Event::LogLine {
+            pod: Some("web-1".into()),
+            container: "server".into(),
+            image: None,
+            line: "up".into(),
+        };
+        assert_eq!(line(&log).map(|l| l.0), Some("[web-1 server] up".into()));
+    }
 
     #[test]
     fn build_lines() {

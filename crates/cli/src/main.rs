@@ -9,7 +9,9 @@
 mod args;
 mod build;
 mod console;
+mod deploy;
 mod diagnose;
+mod render;
 mod report;
 
 use std::collections::BTreeMap;
@@ -23,6 +25,8 @@ use clap::Parser;
 use crate::args::{Cli, Command, Verbosity};
 
 fn main() -> ExitCode {
+    // One TLS provider for every client (kube-rs and any other rustls user), chosen once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let env: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -42,6 +46,9 @@ fn main() -> ExitCode {
 fn run(cli: &Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
     match &cli.command {
         Command::Build(args) => build::run(cli, args, env),
+        Command::Deploy(args) => deploy::run(cli, args, env),
+        Command::Delete => deploy::delete(cli, env),
+        Command::Render(args) => render::run(cli, args, env),
         Command::Version => write_stdout(&format!("skiff {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Diagnose(args) => {
             let cwd = std::env::current_dir().context("cannot read the working directory")?;

@@ -127,7 +127,9 @@ fn build_writes_file_output_reuses_the_cache_and_pushes() {
     let _ = Command::new("sh")
         .args([
             "-c",
-            &format!("docker images -q {image} | xargs -r docker rmi -f >/dev/null 2>&1"),
+            &format!(
+                "docker images -q {image} | xargs -r docker rmi -f --no-prune >/dev/null 2>&1"
+            ),
         ])
         .status();
 }

@@ -21,6 +21,8 @@
 //! ```
 
 pub mod build;
+pub mod deploy;
+pub mod render;
 pub mod schedule;
 pub mod settings;
 
@@ -34,6 +36,12 @@ pub enum RunnerError {
     /// A build failed.
     #[error(transparent)]
     Build(#[from] skiff_build::BuildError),
+    /// A deploy, status check or delete failed.
+    #[error(transparent)]
+    Deploy(#[from] skiff_deploy::DeployError),
+    /// Rendering manifests failed.
+    #[error(transparent)]
+    Render(#[from] skiff_render::RenderError),
     /// Artifacts require each other in a cycle.
     #[error("artifacts require each other in a cycle: {}", chain.join(" → "))]
     Cycle {

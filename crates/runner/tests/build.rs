@@ -306,7 +306,9 @@ async fn required_artifacts_reach_dependents_and_unchanged_ones_come_from_the_ca
         let _ = std::process::Command::new("sh")
             .args([
                 "-c",
-                &format!("docker images -q {image} | xargs -r docker rmi -f >/dev/null 2>&1"),
+                &format!(
+                    "docker images -q {image} | xargs -r docker rmi -f --no-prune >/dev/null 2>&1"
+                ),
             ])
             .status();
     }
@@ -355,7 +357,7 @@ async fn a_failed_build_keeps_what_was_built_and_the_cache() {
     let _ = std::process::Command::new("sh")
         .args([
             "-c",
-            &format!("docker images -q {ok} | xargs -r docker rmi -f >/dev/null 2>&1"),
+            &format!("docker images -q {ok} | xargs -r docker rmi -f --no-prune >/dev/null 2>&1"),
         ])
         .status();
 }

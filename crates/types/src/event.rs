@@ -71,6 +71,47 @@ pub enum Event {
         /// `name:tag@digest`.
         reference: String,
     },
+    /// An object or container was created, changed, or left as it was.
+    Deployed {
+        /// `kind/name` (`namespace/kind/name` when namespaced), or a container name.
+        object: String,
+        /// `created`, `configured`, `unchanged`, `deleted`.
+        action: String,
+    },
+    /// A deployed resource became ready (status check).
+    ResourceReady {
+        /// `kind/name`.
+        resource: String,
+        /// Time from the start of the status check.
+        duration: Duration,
+    },
+    /// A resource is not ready yet; says why (`1/2 replicas ready`, `ImagePullBackOff`, …).
+    ResourceStatus {
+        /// `kind/name`.
+        resource: String,
+        /// The current state, in words.
+        status: String,
+    },
+    /// A local port now forwards to a resource.
+    PortForwarded {
+        /// What it forwards to: `service/web`, `pod/web-abc`, a container name.
+        resource: String,
+        /// The remote port.
+        remote_port: u16,
+        /// The local address, `127.0.0.1:8080`.
+        local_address: String,
+    },
+    /// One line a running container wrote.
+    LogLine {
+        /// The pod, for Kubernetes containers.
+        pod: Option<String>,
+        /// The container.
+        container: String,
+        /// The image it runs (for choosing a colour per image).
+        image: Option<String>,
+        /// The line, without its newline.
+        line: String,
+    },
 }
 
 /// Receives events. Implementations must be cheap and never block for long: stages call it

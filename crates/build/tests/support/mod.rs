@@ -340,8 +340,11 @@ impl Drop for Cleanup {
                         .client()
                         .remove_image(
                             reference,
+                            // Keep parent layers: a build running in parallel may be using
+                            // them as its layer cache.
                             Some(RemoveImageOptions {
                                 force: true,
+                                noprune: true,
                                 ..Default::default()
                             }),
                             None,

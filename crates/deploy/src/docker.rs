@@ -1,0 +1,1771 @@
+//! `deploy.docker`: the run's images as containers on the local Docker engine.
+//!
+//! [`DockerDeployer`] runs each image named in `deploy.docker.images` as one container on a
+//! per-run bridge network (`skiff-<run id>`), where every container is reachable by its image's
+//! basename. Containers carry the run's labels ([`RUN_ID_LABEL`], [`MANAGED_BY_LABEL`],
+//! [`IMAGE_LABEL`]), keep the environment their image declares, and publish the `portForward`
+//! ports on `127.0.0.1` (or the entry's `address`). A wanted local port that is already in use
+//! moves to the next free one, with a warning naming both.
+//!
+//! A redeploy with a new image reference replaces the container. When the old container holds
+//! a published host port, the new one is created first, the old one is stopped with the short
+//! grace period of [`DockerDeployOptions::stop_grace`] (then killed — most apps run as PID 1
+//! and ignore `SIGTERM`, which costs the engine's default 10 s otherwise), and the new one
+//! starts on the same host port; if it cannot start, the old one is started again and kept.
+//! Containers without published ports start before the old one is stopped. An unchanged
+//! reference leaves the container running.
+//!
+//! [`DockerDeployer::follow_logs`] streams every container of the run — including those a later
+//! redeploy starts — as [`Event::LogLine`]s, each line once. [`Deployer::cleanup`] removes the
+//! run's containers and network; [`delete_labelled`] does the same for `skiff delete`. Both
+//! select by label only, so a container without skiff's labels is never touched, whatever its
+//! name.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::errors::Error as EngineError;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, KillContainerOptions, ListContainersOptions, ListNetworksOptions,
+    LogsOptions, RemoveContainerOptions, StopContainerOptions,
+};
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use skiff_types::event::{Event, Level, Reporter};
+use skiff_types::image::BuiltImage;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use crate::{
+    ApplyAction, DeployError, DeployInput, DeployOutcome, Deployer, MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE, RUN_ID_LABEL, ResourceRef,
+};
+
+/// Where the engine is when `DOCKER_HOST` is not set.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// The label naming the artifact image a container runs.
+pub const IMAGE_LABEL: &str = "skiff.dev/image";
+
+/// The grace period between `SIGTERM` and `SIGKILL` in `dev` and for [`delete_labelled`].
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// [`ResourceRef::api_version`] of containers and networks.
+pub const DOCKER_API_VERSION: &str = "docker";
+
+/// The reporter source for messages from this module.
+const SOURCE: &str = "deploy";
+
+/// How long connecting and the version handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the engine may take to answer one request (a stop waits for the grace period).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where the search for a local port starts when the container port is privileged (< 1024)
+/// and no `localPort` was given: `80` → `8080`, `443` → `8443`.
+const PRIVILEGED_PORT_OFFSET: u16 = 8000;
+
+/// How often a broken log stream is re-opened before giving up.
+const LOG_RETRIES: u32 = 5;
+
+/// Which engine to talk to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DockerTarget {
+    /// The value of `DOCKER_HOST` (`unix:///path`, `tcp://host:port`, `http://host:port`);
+    /// `None` or empty means [`DEFAULT_DOCKER_HOST`].
+    pub docker_host: Option<String>,
+}
+
+/// One `portForward` entry for a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerPort {
+    /// The artifact image name (as in `deploy.docker.images`) or its basename (the container's
+    /// network alias).
+    pub image: String,
+    /// The port the app listens on inside the container.
+    pub container_port: u16,
+    /// The wanted local port; `None` means the container port (when ≥ 1024).
+    pub local_port: Option<u16>,
+    /// The local address to publish on; `None` means `127.0.0.1`.
+    pub address: Option<String>,
+}
+
+/// How a [`DockerDeployer`] runs the images of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerDeployOptions {
+    /// The run id: the [`RUN_ID_LABEL`] value and part of every name.
+    pub run_id: String,
+    /// `deploy.docker.images`: the artifact image names to run.
+    pub images: Vec<String>,
+    /// The `portForward` entries that name these images.
+    pub ports: Vec<DockerPort>,
+    /// Time between `SIGTERM` and `SIGKILL` when a container is replaced or removed: short in
+    /// `dev` ([`DEFAULT_STOP_GRACE`]); Skaffold waits 10 s.
+    pub stop_grace: Duration,
+    /// `deploy.docker.useCompose`; refused, skiff does not run Compose.
+    pub use_compose: bool,
+}
+
+impl Default for DockerDeployOptions {
+    fn default() -> Self {
+        DockerDeployOptions {
+            run_id: String::new(),
+            images: Vec::new(),
+            ports: Vec::new(),
+            stop_grace: DEFAULT_STOP_GRACE,
+            use_compose: false,
+        }
+    }
+}
+
+/// A host port a container publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// The port inside the container.
+    pub container_port: u16,
+    /// Where it is published: `127.0.0.1:8080`.
+    pub local_address: SocketAddr,
+}
+
+/// A container the deployer currently runs for one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerContainer {
+    /// The artifact image name.
+    pub image_name: String,
+    /// The reference it runs.
+    pub reference: String,
+    /// The container name: `skiff-<image basename>-<short run id>-<generation>`.
+    pub name: String,
+    /// The container ID.
+    pub id: String,
+    /// Its published ports.
+    pub ports: Vec<PublishedPort>,
+}
+
+/// The container name for `image_name`'s `generation`-th container in run `run_id`:
+/// `skiff-<image basename>-<short run id>-<generation>`.
+///
+/// ```
+/// use skiff_deploy::docker::container_name;
+///
+/// assert_eq!(container_name("localhost:5000/team/Web_App", "3F2A9C1E-77", 2), "skiff-web_app-3f2a9c1e-2");
+/// ```
+pub fn container_name(image_name: &str, run_id: &str, generation: u64) -> String {
+    container_name_for(&sanitize(image_basename(image_name)), run_id, generation)
+}
+
+/// The name of run `run_id`'s network: `skiff-<run id>`.
+///
+/// ```
+/// assert_eq!(skiff_deploy::docker::network_name("abc-123"), "skiff-abc-123");
+/// ```
+pub fn network_name(run_id: &str) -> String {
+    format!("skiff-{}", sanitize(run_id))
+}
+
+/// Runs images as containers on the local Docker engine. See the [module docs](self).
+#[derive(Debug)]
+pub struct DockerDeployer {
+    docker: Docker,
+    endpoint: String,
+    options: DockerDeployOptions,
+    /// Image name → the sanitized short name used in container names and as network alias.
+    short_names: BTreeMap<String, String>,
+    state: tokio::sync::Mutex<State>,
+    logs: Arc<LogHub>,
+}
+
+/// What the deployer has running.
+#[derive(Debug, Default)]
+struct State {
+    /// The network's ID once it exists.
+    network: Option<String>,
+    /// Image name → its current container.
+    running: BTreeMap<String, Running>,
+    /// Image name → the last generation used.
+    generations: HashMap<String, u64>,
+    /// Whether the once-per-session warnings about the options were given.
+    options_checked: bool,
+}
+
+/// One container this deployer runs.
+#[derive(Debug, Clone)]
+struct Running {
+    name: String,
+    id: String,
+    reference: String,
+    image_id: Option<String>,
+    ports: Vec<PublishedPort>,
+}
+
+impl DockerDeployer {
+    /// Connects to the engine of `target` and agrees on an API version with it.
+    ///
+    /// Fails with [`DeployError::EngineUnavailable`] when no engine answers there, and with
+    /// [`DeployError::Docker`] for options skiff cannot honour (`useCompose`, an empty run id).
+    pub async fn connect(
+        target: DockerTarget,
+        options: DockerDeployOptions,
+    ) -> Result<DockerDeployer, DeployError> {
+        if options.use_compose {
+            return Err(DeployError::Docker {
+                operation: "deploy.docker.useCompose".to_owned(),
+                message: "skiff does not run Docker Compose; remove `useCompose: true` to run \
+                          each image of `deploy.docker.images` as a container, or run \
+                          `docker compose up` yourself"
+                    .to_owned(),
+            });
+        }
+        if sanitize(&options.run_id).is_empty() {
+            return Err(DeployError::Docker {
+                operation: "deploy".to_owned(),
+                message: format!(
+                    "the run id `{}` gives no usable container name; it needs letters or digits",
+                    options.run_id
+                ),
+            });
+        }
+        let (docker, endpoint) = connect_engine(target.docker_host.as_deref()).await?;
+        let short_names = short_names(&options.images);
+        let logs = Arc::new(LogHub {
+            docker: docker.clone(),
+            runtime: Handle::try_current().ok(),
+            inner: StdMutex::new(LogHubInner::default()),
+        });
+        Ok(DockerDeployer {
+            docker,
+            endpoint,
+            options,
+            short_names,
+            state: tokio::sync::Mutex::new(State::default()),
+            logs,
+        })
+    }
+
+    /// The endpoint the engine was reached at.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The options this deployer runs with.
+    pub fn options(&self) -> &DockerDeployOptions {
+        &self.options
+    }
+
+    /// The run's network name.
+    pub fn network_name(&self) -> String {
+        network_name(&self.options.run_id)
+    }
+
+    /// The containers running now, one per deployed image.
+    pub async fn containers(&self) -> Vec<DockerContainer> {
+        let state = self.state.lock().await;
+        state
+            .running
+            .iter()
+            .map(|(image_name, running)| DockerContainer {
+                image_name: image_name.clone(),
+                reference: running.reference.clone(),
+                name: running.name.clone(),
+                id: running.id.clone(),
+                ports: running.ports.clone(),
+            })
+            .collect()
+    }
+
+    /// Follows the output of every container of this run — the running ones and each one a
+    /// later deploy starts — and reports each line once as an [`Event::LogLine`]
+    /// (`pod: None`, the container name, the image name).
+    ///
+    /// Following lasts until the returned handle is stopped or dropped. A second call takes
+    /// over from the first; lines already reported are not reported again.
+    pub fn follow_logs(&self, reporter: Arc<dyn Reporter>) -> LogHandle {
+        let session = self.logs.start(reporter);
+        LogHandle {
+            hub: Arc::clone(&self.logs),
+            session,
+        }
+    }
+
+    fn short_name(&self, image_name: &str) -> String {
+        self.short_names
+            .get(image_name)
+            .cloned()
+            .unwrap_or_else(|| sanitize(image_basename(image_name)))
+    }
+
+    fn engine_error(&self, operation: impl Into<String>, error: &EngineError) -> DeployError {
+        engine_error(&self.endpoint, operation.into(), error)
+    }
+
+    /// Warnings about the options, once per deployer.
+    fn check_options(&self, state: &mut State, reporter: &dyn Reporter) {
+        if std::mem::replace(&mut state.options_checked, true) {
+            return;
+        }
+        if self.options.images.is_empty() {
+            warn(
+                reporter,
+                "deploy.docker.images is empty: no container will be started".to_owned(),
+            );
+        }
+        for port in &self.options.ports {
+            if self.image_of_port(port).is_none() {
+                warn(
+                    reporter,
+                    format!(
+                        "portForward entry `{}` port {} names no image of deploy.docker.images; \
+                         it is ignored",
+                        port.image, port.container_port
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The image name a port entry belongs to.
+    fn image_of_port(&self, port: &DockerPort) -> Option<&str> {
+        self.options
+            .images
+            .iter()
+            .find(|image| {
+                **image == port.image
+                    || self.short_name(image) == port.image
+                    || image_basename(image) == port.image
+            })
+            .map(String::as_str)
+    }
+
+    /// The network's ID, creating the network on first use.
+    async fn ensure_network(
+        &self,
+        state: &mut State,
+        reporter: &dyn Reporter,
+    ) -> Result<String, DeployError> {
+        if let Some(id) = &state.network {
+            return Ok(id.clone());
+        }
+        let name = self.network_name();
+        if let Some(id) = self.find_network(&name).await? {
+            state.network = Some(id.clone());
+            return Ok(id);
+        }
+        let request = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".to_owned()),
+            labels: Some(run_labels(&self.options.run_id)),
+            ..Default::default()
+        };
+        let id = match self.docker.create_network(request).await {
+            Ok(created) => created.id,
+            Err(EngineError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => self.find_network(&name).await?.unwrap_or_default(),
+            Err(e) => return Err(self.engine_error(format!("create network {name}"), &e)),
+        };
+        if id.is_empty() {
+            return Err(DeployError::Docker {
+                operation: format!("create network {name}"),
+                message: "the engine returned no network ID".to_owned(),
+            });
+        }
+        reporter.report(Event::Message {
+            source: SOURCE,
+            level: Level::Debug,
+            text: format!("created network {name}"),
+        });
+        state.network = Some(id.clone());
+        Ok(id)
+    }
+
+    /// The ID of this run's network `name`, if it exists (and carries the run's labels).
+    async fn find_network(&self, name: &str) -> Result<Option<String>, DeployError> {
+        let filters = HashMap::from([
+            ("name".to_owned(), vec![name.to_owned()]),
+            (
+                "label".to_owned(),
+                label_filters(Some(&self.options.run_id)),
+            ),
+        ]);
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(|e| self.engine_error(format!("list networks named {name}"), &e))?;
+        Ok(networks
+            .into_iter()
+            .find(|n| {
+                n.name.as_deref() == Some(name)
+                    && is_skiffs(n.labels.as_ref(), Some(&self.options.run_id))
+            })
+            .and_then(|n| n.id))
+    }
+
+    /// Picks the published ports of `image_name`'s next container.
+    fn plan_ports(
+        &self,
+        state: &State,
+        image_name: &str,
+        container: &str,
+        previous: Option<&Running>,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<PublishedPort>, DeployError> {
+        // Ports other containers of this run hold, and those already picked here.
+        let mut reserved: BTreeSet<SocketAddr> = state
+            .running
+            .iter()
+            .filter(|(image, _)| image.as_str() != image_name)
+            .flat_map(|(_, r)| r.ports.iter().map(|p| p.local_address))
+            .collect();
+        let mut planned = Vec::new();
+        for port in &self.options.ports {
+            if self.image_of_port(port) != Some(image_name)
+                || planned
+                    .iter()
+                    .any(|p: &PublishedPort| p.container_port == port.container_port)
+            {
+                continue;
+            }
+            let ip = parse_address(port.address.as_deref())?;
+            // A replacement keeps the old container's host port: it is freed by the swap.
+            let kept = previous.and_then(|r| {
+                r.ports
+                    .iter()
+                    .find(|p| p.container_port == port.container_port && p.local_address.ip() == ip)
+            });
+            let local_address = match kept {
+                Some(kept) => kept.local_address,
+                None => choose_local_port(ip, port, container, &reserved, reporter)?,
+            };
+            reserved.insert(local_address);
+            planned.push(PublishedPort {
+                container_port: port.container_port,
+                local_address,
+            });
+        }
+        Ok(planned)
+    }
+
+    /// Creates `name` for `image`, removing a stale container of this run with that name.
+    async fn create_container(
+        &self,
+        name: &str,
+        image: &BuiltImage,
+        network: &str,
+        ports: &[PublishedPort],
+    ) -> Result<String, DeployError> {
+        let short_name = self.short_name(&image.image_name);
+        let mut labels = run_labels(&self.options.run_id);
+        labels.insert(IMAGE_LABEL.to_owned(), image.image_name.clone());
+        let mut port_bindings = HashMap::new();
+        let mut exposed = Vec::new();
+        for port in ports {
+            let key = format!("{}/tcp", port.container_port);
+            exposed.push(key.clone());
+            port_bindings.insert(
+                key,
+                Some(vec![PortBinding {
+                    host_ip: Some(port.local_address.ip().to_string()),
+                    host_port: Some(port.local_address.port().to_string()),
+                }]),
+            );
+        }
+        let endpoint = EndpointSettings {
+            aliases: Some(vec![short_name]),
+            ..Default::default()
+        };
+        let mut body = ContainerCreateBody {
+            image: Some(image.reference.to_string()),
+            labels: Some(labels),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            stop_timeout: Some(i64::from(grace_seconds(self.options.stop_grace))),
+            host_config: Some(HostConfig {
+                network_mode: Some(network.to_owned()),
+                port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(network.to_owned(), endpoint)])),
+            }),
+            ..Default::default()
+        };
+        let operation = format!("create container {name}");
+        let mut removed_stale = false;
+        let mut used_image_id = false;
+        loop {
+            let options = CreateContainerOptions {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            };
+            match self
+                .docker
+                .create_container(Some(options), body.clone())
+                .await
+            {
+                Ok(created) => return Ok(created.id),
+                Err(EngineError::DockerResponseServerError {
+                    status_code: 409,
+                    message,
+                }) if !removed_stale => {
+                    if !self.remove_stale(name).await? {
+                        return Err(DeployError::Docker {
+                            operation,
+                            message: format!(
+                                "a container named {name} already exists and does not carry \
+                                 this run's skiff labels, so skiff leaves it alone; remove or \
+                                 rename it ({message})"
+                            ),
+                        });
+                    }
+                    removed_stale = true;
+                }
+                // A pushed `name:tag@digest` may be unknown to the engine by that name while
+                // the image itself is there.
+                Err(EngineError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) if !used_image_id && image.image_id.is_some() => {
+                    body.image.clone_from(&image.image_id);
+                    used_image_id = true;
+                }
+                Err(e) => return Err(self.engine_error(operation, &e)),
+            }
+        }
+    }
+
+    /// Removes the container `name` if it belongs to this run (a leftover of an earlier
+    /// deployer with the same run id). Returns whether it did.
+    async fn remove_stale(&self, name: &str) -> Result<bool, DeployError> {
+        let inspect = match self.docker.inspect_container(name, None).await {
+            Ok(inspect) => inspect,
+            Err(EngineError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(true),
+            Err(e) => return Err(self.engine_error(format!("inspect container {name}"), &e)),
+        };
+        let labels = inspect.config.as_ref().and_then(|c| c.labels.as_ref());
+        if !is_skiffs_container(labels, Some(&self.options.run_id)) {
+            return Ok(false);
+        }
+        let id = inspect.id.unwrap_or_else(|| name.to_owned());
+        self.stop(&id, name).await?;
+        self.remove(&id, name).await?;
+        Ok(true)
+    }
+
+    async fn start(
+        &self,
+        id: &str,
+        name: &str,
+        ports: &[PublishedPort],
+    ) -> Result<(), DeployError> {
+        match self.docker.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            Err(EngineError::DockerResponseServerError { message, .. })
+                if is_port_conflict(&message) =>
+            {
+                Err(DeployError::Listen {
+                    address: ports
+                        .iter()
+                        .map(|p| p.local_address.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    reason: format!("container {name} cannot publish it: {message}"),
+                })
+            }
+            Err(e) => Err(self.engine_error(format!("start container {name}"), &e)),
+        }
+    }
+
+    async fn stop(&self, id: &str, name: &str) -> Result<(), DeployError> {
+        stop_container(
+            &self.docker,
+            &self.endpoint,
+            id,
+            name,
+            self.options.stop_grace,
+        )
+        .await
+    }
+
+    async fn remove(&self, id: &str, name: &str) -> Result<(), DeployError> {
+        remove_container(&self.docker, &self.endpoint, id, name).await
+    }
+
+    /// Removes a container that never ran, after a failure; the first error is what counts.
+    async fn discard(&self, id: &str, name: &str, reporter: &dyn Reporter) {
+        if let Err(e) = self.remove(id, name).await {
+            warn(reporter, format!("could not remove container {name}: {e}"));
+        }
+    }
+
+    /// Whether the container still exists.
+    async fn exists(&self, id: &str, name: &str) -> Result<bool, DeployError> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(_) => Ok(true),
+            Err(EngineError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(self.engine_error(format!("inspect container {name}"), &e)),
+        }
+    }
+
+    /// Starts `image`'s next container, replacing `previous`. On error, `previous` is left
+    /// running.
+    async fn replace(
+        &self,
+        state: &mut State,
+        image: &BuiltImage,
+        previous: Option<&Running>,
+        network: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<Running, DeployError> {
+        let generation = {
+            let next = state
+                .generations
+                .entry(image.image_name.clone())
+                .or_insert(0);
+            *next += 1;
+            *next
+        };
+        let short_name = self.short_name(&image.image_name);
+        let name = container_name_for(&short_name, &self.options.run_id, generation);
+        let ports = self.plan_ports(state, &image.image_name, &name, previous, reporter)?;
+        let id = self.create_container(&name, image, network, &ports).await?;
+
+        match previous {
+            Some(old) if ports.iter().any(|p| old.ports.contains(p)) => {
+                // The host port can be bound once: stop the old container, start the new one,
+                // and only then remove the old one, so that it can come back on failure.
+                let swap = Instant::now();
+                if let Err(e) = self.stop(&old.id, &old.name).await {
+                    self.discard(&id, &name, reporter).await;
+                    return Err(e);
+                }
+                if let Err(e) = self.start(&id, &name, &ports).await {
+                    self.discard(&id, &name, reporter).await;
+                    match self.docker.start_container(&old.id, None).await {
+                        Ok(()) => self.logs.follow(&old.id),
+                        Err(restart) => warn(
+                            reporter,
+                            format!(
+                                "could not start {} again after the failed replacement: {}",
+                                old.name,
+                                describe(&restart)
+                            ),
+                        ),
+                    }
+                    return Err(e);
+                }
+                let gap = swap.elapsed();
+                self.logs.add(&id, &name, &image.image_name);
+                let addresses = ports
+                    .iter()
+                    .filter(|p| old.ports.contains(p))
+                    .map(|p| p.local_address.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                reporter.report(Event::Message {
+                    source: SOURCE,
+                    level: Level::Info,
+                    text: format!(
+                        "replaced {} with {name}; {addresses} was unserved for {:.1} s",
+                        old.name,
+                        gap.as_secs_f64()
+                    ),
+                });
+                self.retire(old, reporter).await;
+            }
+            Some(old) => {
+                if let Err(e) = self.start(&id, &name, &ports).await {
+                    self.discard(&id, &name, reporter).await;
+                    return Err(e);
+                }
+                self.logs.add(&id, &name, &image.image_name);
+                if let Err(e) = self.stop(&old.id, &old.name).await {
+                    warn(reporter, format!("could not stop {}: {e}", old.name));
+                }
+                reporter.report(Event::Message {
+                    source: SOURCE,
+                    level: Level::Info,
+                    text: format!("replaced {} with {name}", old.name),
+                });
+                self.retire(old, reporter).await;
+            }
+            None => {
+                if let Err(e) = self.start(&id, &name, &ports).await {
+                    self.discard(&id, &name, reporter).await;
+                    return Err(e);
+                }
+                self.logs.add(&id, &name, &image.image_name);
+            }
+        }
+        Ok(Running {
+            name,
+            id,
+            reference: image.reference.to_string(),
+            image_id: image.image_id.clone(),
+            ports,
+        })
+    }
+
+    /// Removes a replaced (stopped) container; a failure is only a warning, the new one runs.
+    async fn retire(&self, old: &Running, reporter: &dyn Reporter) {
+        match self.remove(&old.id, &old.name).await {
+            Ok(()) => reporter.report(Event::Deployed {
+                object: old.name.clone(),
+                action: "deleted".to_owned(),
+            }),
+            Err(e) => warn(
+                reporter,
+                format!("could not remove replaced container {}: {e}", old.name),
+            ),
+        }
+        self.logs.retire(&old.id);
+    }
+}
+
+#[async_trait::async_trait]
+impl Deployer for DockerDeployer {
+    async fn deploy(
+        &self,
+        input: &DeployInput<'_>,
+        reporter: &dyn Reporter,
+    ) -> Result<DeployOutcome, DeployError> {
+        let mut state = self.state.lock().await;
+        self.check_options(&mut state, reporter);
+        let mut outcome = DeployOutcome::default();
+        for image_name in &self.options.images {
+            let Some(image) = input.images.iter().find(|b| b.image_name == *image_name) else {
+                if !state.running.contains_key(image_name) {
+                    warn(
+                        reporter,
+                        format!(
+                            "image {image_name} of deploy.docker.images was not built; \
+                             no container runs it"
+                        ),
+                    );
+                }
+                continue;
+            };
+            let reference = image.reference.to_string();
+            let mut previous = state.running.get(image_name).cloned();
+            if let Some(current) = &previous {
+                if self.exists(&current.id, &current.name).await? {
+                    if current.reference == reference && current.image_id == image.image_id {
+                        reporter.report(Event::Deployed {
+                            object: current.name.clone(),
+                            action: "unchanged".to_owned(),
+                        });
+                        outcome
+                            .resources
+                            .push((container_ref(&current.name), ApplyAction::Unchanged));
+                        continue;
+                    }
+                } else {
+                    // Removed behind skiff's back: start afresh.
+                    state.running.remove(image_name);
+                    previous = None;
+                }
+            }
+            let network = self.ensure_network(&mut state, reporter).await?;
+            let running = self
+                .replace(&mut state, image, previous.as_ref(), &network, reporter)
+                .await?;
+            let action = if previous.is_some() {
+                ApplyAction::Configured
+            } else {
+                ApplyAction::Created
+            };
+            reporter.report(Event::Deployed {
+                object: running.name.clone(),
+                action: if previous.is_some() {
+                    "configured"
+                } else {
+                    "created"
+                }
+                .to_owned(),
+            });
+            for port in &running.ports {
+                reporter.report(Event::PortForwarded {
+                    resource: running.name.clone(),
+                    remote_port: port.container_port,
+                    local_address: port.local_address.to_string(),
+                });
+            }
+            outcome
+                .resources
+                .push((container_ref(&running.name), action));
+            state.running.insert(image_name.clone(), running);
+        }
+        Ok(outcome)
+    }
+
+    async fn cleanup(&self, reporter: &dyn Reporter) -> Result<(), DeployError> {
+        let mut state = self.state.lock().await;
+        let result = remove_labelled(
+            &self.docker,
+            &self.endpoint,
+            Some(&self.options.run_id),
+            self.options.stop_grace,
+        )
+        .await;
+        let removed = match result {
+            Ok(removed) => removed,
+            Err((removed, error)) => {
+                report_deleted(reporter, &removed);
+                return Err(error);
+            }
+        };
+        report_deleted(reporter, &removed);
+        state.running.clear();
+        state.network = None;
+        self.logs.retire_all();
+        Ok(())
+    }
+}
+
+fn report_deleted(reporter: &dyn Reporter, removed: &[ResourceRef]) {
+    for resource in removed {
+        let object = if resource.kind == "Container" {
+            resource.name.clone()
+        } else {
+            resource.to_string()
+        };
+        reporter.report(Event::Deployed {
+            object,
+            action: "deleted".to_owned(),
+        });
+    }
+}
+
+/// Removes, for `skiff delete`, every container and network on the engine at `docker_host`
+/// that carries `app.kubernetes.io/managed-by=skiff` — and `skaffold.dev/run-id=<run_id>` when
+/// a run id is given. Containers are stopped with [`DEFAULT_STOP_GRACE`] first. Nothing
+/// lacking these labels is touched, whatever its name.
+///
+/// Returns what was removed (kinds `Container` and `Network`).
+pub async fn delete_labelled(
+    docker_host: Option<&str>,
+    run_id: Option<&str>,
+) -> Result<Vec<ResourceRef>, DeployError> {
+    let (docker, endpoint) = connect_engine(docker_host).await?;
+    remove_labelled(&docker, &endpoint, run_id, DEFAULT_STOP_GRACE)
+        .await
+        .map_err(|(_, error)| error)
+}
+
+/// Stops and removes labelled containers, then labelled networks. On error, also says what
+/// was removed before it.
+async fn remove_labelled(
+    docker: &Docker,
+    endpoint: &str,
+    run_id: Option<&str>,
+    grace: Duration,
+) -> Result<Vec<ResourceRef>, (Vec<ResourceRef>, DeployError)> {
+    let filters = HashMap::from([("label".to_owned(), label_filters(run_id))]);
+    let mut container_filters = filters.clone();
+    if let Some(labels) = container_filters.get_mut("label") {
+        labels.push(IMAGE_LABEL.to_owned());
+    }
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(container_filters),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| {
+            let error = engine_error(endpoint, "list skiff's containers".to_owned(), &e);
+            (Vec::new(), error)
+        })?;
+    // The engine filtered by label already; check again rather than trust a filter.
+    let containers: Vec<(String, String)> = containers
+        .into_iter()
+        .filter(|c| is_skiffs_container(c.labels.as_ref(), run_id))
+        .filter_map(|c| {
+            let id = c.id?;
+            let name = c
+                .names
+                .and_then(|names| names.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_owned())
+                .unwrap_or_else(|| id.clone());
+            Some((id, name))
+        })
+        .collect();
+
+    let mut removed = Vec::new();
+    let mut first_error = None;
+    let stops = containers
+        .iter()
+        .map(|(id, name)| stop_container(docker, endpoint, id, name, grace));
+    for (result, (id, name)) in join_all(stops).await.into_iter().zip(&containers) {
+        // A container that cannot be stopped is still removed, by force.
+        drop(result);
+        match remove_container(docker, endpoint, id, name).await {
+            Ok(()) => removed.push(container_ref(name)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+
+    match docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filters),
+        }))
+        .await
+    {
+        Ok(networks) => {
+            for network in networks {
+                if !is_skiffs(network.labels.as_ref(), run_id) {
+                    continue;
+                }
+                let (Some(id), Some(name)) = (network.id, network.name) else {
+                    continue;
+                };
+                match docker.remove_network(&id).await {
+                    Ok(())
+                    | Err(EngineError::DockerResponseServerError {
+                        status_code: 404, ..
+                    }) => removed.push(ResourceRef {
+                        api_version: DOCKER_API_VERSION.to_owned(),
+                        kind: "Network".to_owned(),
+                        namespace: None,
+                        name,
+                    }),
+                    Err(e) => {
+                        first_error.get_or_insert(engine_error(
+                            endpoint,
+                            format!("remove network {name}"),
+                            &e,
+                        ));
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            first_error.get_or_insert(engine_error(
+                endpoint,
+                "list skiff's networks".to_owned(),
+                &e,
+            ));
+        }
+    }
+    match first_error {
+        Some(error) => Err((removed, error)),
+        None => Ok(removed),
+    }
+}
+
+/// Stops a container: `SIGTERM`, `grace`, then `SIGKILL`. A container that is gone or already
+/// stopped is fine.
+async fn stop_container(
+    docker: &Docker,
+    endpoint: &str,
+    id: &str,
+    name: &str,
+    grace: Duration,
+) -> Result<(), DeployError> {
+    let options = StopContainerOptions {
+        t: Some(grace_seconds(grace)),
+        signal: None,
+    };
+    match docker.stop_container(id, Some(options)).await {
+        Ok(())
+        | Err(EngineError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(stop) => match docker
+            .kill_container(id, Some(KillContainerOptions::default()))
+            .await
+        {
+            Ok(())
+            | Err(EngineError::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => Ok(()),
+            Err(_) => Err(engine_error(
+                endpoint,
+                format!("stop container {name}"),
+                &stop,
+            )),
+        },
+    }
+}
+
+/// Removes a container with its anonymous volumes. A container that is gone is fine.
+async fn remove_container(
+    docker: &Docker,
+    endpoint: &str,
+    id: &str,
+    name: &str,
+) -> Result<(), DeployError> {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    match docker.remove_container(id, Some(options)).await {
+        Ok(())
+        | Err(EngineError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        // Already being removed.
+        Err(EngineError::DockerResponseServerError {
+            status_code: 409,
+            message,
+        }) if message.contains("already in progress") => Ok(()),
+        Err(e) => Err(engine_error(
+            endpoint,
+            format!("remove container {name}"),
+            &e,
+        )),
+    }
+}
+
+/// Connects to the engine at `docker_host` and negotiates the API version.
+async fn connect_engine(docker_host: Option<&str>) -> Result<(Docker, String), DeployError> {
+    let endpoint = docker_host
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .unwrap_or(DEFAULT_DOCKER_HOST)
+        .to_owned();
+    let unavailable = |reason: String| DeployError::EngineUnavailable {
+        endpoint: endpoint.clone(),
+        reason,
+    };
+    let timeout = CONNECT_TIMEOUT.as_secs();
+    let version = bollard::API_DEFAULT_VERSION;
+    let connected = if let Some(path) = endpoint.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, timeout, version)
+    } else if endpoint.starts_with('/') {
+        Docker::connect_with_unix(&endpoint, timeout, version)
+    } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+        Docker::connect_with_http(&endpoint, timeout, version)
+    } else {
+        let scheme = endpoint.split("://").next().unwrap_or_default();
+        return Err(unavailable(format!(
+            "skiff connects to `unix://` sockets and plain `tcp://` endpoints, not `{scheme}://`"
+        )));
+    };
+    let docker = connected.map_err(|e| unavailable(describe(&e)))?;
+    let mut docker = docker
+        .negotiate_version()
+        .await
+        .map_err(|e| unavailable(describe(&e)))?;
+    docker.set_timeout(REQUEST_TIMEOUT);
+    Ok((docker, endpoint))
+}
+
+/// An engine error as a [`DeployError`]: connection failures mean the engine is unavailable.
+fn engine_error(endpoint: &str, operation: String, error: &EngineError) -> DeployError {
+    match error {
+        EngineError::DockerResponseServerError { message, .. } => DeployError::Docker {
+            operation,
+            message: message.clone(),
+        },
+        EngineError::SocketNotFoundError(_)
+        | EngineError::HyperLegacyError { .. }
+        | EngineError::IOError { .. }
+        | EngineError::RequestTimeoutError => DeployError::EngineUnavailable {
+            endpoint: endpoint.to_owned(),
+            reason: format!("{operation}: {}", describe(error)),
+        },
+        other => DeployError::Docker {
+            operation,
+            message: describe(other),
+        },
+    }
+}
+
+/// An engine error in words a person can act on.
+fn describe(error: &EngineError) -> String {
+    match error {
+        EngineError::SocketNotFoundError(path) => format!("socket {path} does not exist"),
+        EngineError::RequestTimeoutError => "the engine did not answer in time".to_owned(),
+        EngineError::DockerResponseServerError {
+            status_code,
+            message,
+        } => format!("engine answered HTTP {status_code}: {message}"),
+        EngineError::DockerStreamError { error } => error.clone(),
+        other => {
+            // The client's own wording ("Error in the hyper legacy client: …") says nothing a
+            // person can act on; its causes ("Connection refused") do.
+            let mut source = std::error::Error::source(other);
+            let mut text = match (other, source) {
+                (EngineError::HyperLegacyError { .. }, Some(cause)) => {
+                    source = cause.source();
+                    cause.to_string()
+                }
+                _ => other.to_string(),
+            };
+            while let Some(cause) = source {
+                let said = cause.to_string();
+                if !text.contains(&said) {
+                    text.push_str(": ");
+                    text.push_str(&said);
+                }
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+/// Whether an engine message says a host port is taken.
+fn is_port_conflict(message: &str) -> bool {
+    message.contains("address already in use") || message.contains("port is already allocated")
+}
+
+/// The `docker stop -t` seconds for a grace period, rounded up.
+fn grace_seconds(grace: Duration) -> i32 {
+    let seconds = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+    i32::try_from(seconds).unwrap_or(i32::MAX)
+}
+
+fn container_ref(name: &str) -> ResourceRef {
+    ResourceRef {
+        api_version: DOCKER_API_VERSION.to_owned(),
+        kind: "Container".to_owned(),
+        namespace: None,
+        name: name.to_owned(),
+    }
+}
+
+fn run_labels(run_id: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (RUN_ID_LABEL.to_owned(), run_id.to_owned()),
+        (MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned()),
+    ])
+}
+
+/// The engine's `label=` filters selecting skiff's objects (of one run).
+fn label_filters(run_id: Option<&str>) -> Vec<String> {
+    let mut filters = vec![format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")];
+    if let Some(run_id) = run_id {
+        filters.push(format!("{RUN_ID_LABEL}={run_id}"));
+    }
+    filters
+}
+
+/// Whether `labels` mark an object as skiff's (and of run `run_id`, when given).
+fn is_skiffs(labels: Option<&HashMap<String, String>>, run_id: Option<&str>) -> bool {
+    let Some(labels) = labels else {
+        return false;
+    };
+    labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
+        && run_id.is_none_or(|id| labels.get(RUN_ID_LABEL).map(String::as_str) == Some(id))
+}
+
+/// Whether `labels` mark a container this module started: skiff's labels (of run `run_id`)
+/// and [`IMAGE_LABEL`]. Kubernetes pod containers on the same engine (dockershim copies a
+/// pod's labels, skiff's among them, onto its sandbox container) are never selected.
+fn is_skiffs_container(labels: Option<&HashMap<String, String>>, run_id: Option<&str>) -> bool {
+    is_skiffs(labels, run_id)
+        && labels.is_some_and(|l| {
+            l.contains_key(IMAGE_LABEL) && !l.keys().any(|k| k.starts_with("io.kubernetes."))
+        })
+}
+
+/// The last path component of an image name, without tag or digest.
+fn image_basename(image_name: &str) -> &str {
+    let name = image_name.split('@').next().unwrap_or(image_name);
+    let base = name.rsplit('/').next().unwrap_or(name);
+    base.split(':').next().unwrap_or(base)
+}
+
+/// Lower-case, with characters Docker names cannot hold replaced by `-`, runs of `-` collapsed
+/// and leading and trailing punctuation trimmed.
+fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let c = c.to_ascii_lowercase();
+        let c = if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+            c
+        } else {
+            '-'
+        };
+        if c == '-' && out.ends_with('-') {
+            continue;
+        }
+        out.push(c);
+    }
+    out.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned()
+}
+
+fn container_name_for(short_name: &str, run_id: &str, generation: u64) -> String {
+    let run: String = sanitize(run_id)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    let short_name = if short_name.is_empty() {
+        "app"
+    } else {
+        short_name
+    };
+    format!("skiff-{short_name}-{run}-{generation}")
+}
+
+/// Image name → short name: the sanitized basename, or the sanitized whole name when two
+/// images share a basename.
+fn short_names(images: &[String]) -> BTreeMap<String, String> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for image in images {
+        *counts.entry(sanitize(image_basename(image))).or_default() += 1;
+    }
+    images
+        .iter()
+        .map(|image| {
+            let base = sanitize(image_basename(image));
+            let short = if counts.get(&base).copied().unwrap_or(0) > 1 {
+                sanitize(&image.replace(['/', ':'], "-"))
+            } else {
+                base
+            };
+            (image.clone(), short)
+        })
+        .collect()
+}
+
+/// The local address of a `portForward` entry: `127.0.0.1` by default.
+fn parse_address(address: Option<&str>) -> Result<IpAddr, DeployError> {
+    match address.map(str::trim).filter(|a| !a.is_empty()) {
+        None | Some("localhost") => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        Some(address) => address
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| DeployError::Listen {
+                address: address.to_owned(),
+                reason: "not an IP address; portForward `address` takes one such as 127.0.0.1"
+                    .to_owned(),
+            }),
+    }
+}
+
+/// Whether nothing listens on `address` now.
+fn is_free(address: SocketAddr) -> bool {
+    TcpListener::bind(address).is_ok()
+}
+
+/// The local address for `port`: its wanted port if free, else the next free one, with a
+/// warning naming both.
+fn choose_local_port(
+    ip: IpAddr,
+    port: &DockerPort,
+    container: &str,
+    reserved: &BTreeSet<SocketAddr>,
+    reporter: &dyn Reporter,
+) -> Result<SocketAddr, DeployError> {
+    let explicit = port.local_port.filter(|p| *p != 0);
+    let wanted = match explicit {
+        Some(local) => local,
+        None if port.container_port >= 1024 => port.container_port,
+        None => port.container_port.saturating_add(PRIVILEGED_PORT_OFFSET),
+    };
+    let chosen = (wanted..=u16::MAX)
+        .map(|p| SocketAddr::new(ip, p))
+        .find(|a| !reserved.contains(a) && is_free(*a))
+        .ok_or_else(|| DeployError::Listen {
+            address: SocketAddr::new(ip, wanted).to_string(),
+            reason: format!("it and every port above it are in use (for {container})"),
+        })?;
+    if chosen.port() != wanted {
+        warn(
+            reporter,
+            format!(
+                "port {wanted} is already in use on {ip}; using port {} instead \
+                 ({chosen} forwards to {container}:{})",
+                chosen.port(),
+                port.container_port
+            ),
+        );
+    } else if explicit.is_none() && port.container_port < 1024 {
+        reporter.report(Event::Message {
+            source: SOURCE,
+            level: Level::Info,
+            text: format!(
+                "port {} is privileged; forwarding {chosen} to {container}:{}",
+                port.container_port, port.container_port
+            ),
+        });
+    }
+    Ok(chosen)
+}
+
+fn warn(reporter: &dyn Reporter, text: String) {
+    reporter.report(Event::Message {
+        source: SOURCE,
+        level: Level::Warning,
+        text,
+    });
+}
+
+/// Following logs: stops when stopped or dropped. See [`DockerDeployer::follow_logs`].
+#[must_use = "logs are followed only while the handle lives"]
+pub struct LogHandle {
+    hub: Arc<LogHub>,
+    session: u64,
+}
+
+impl LogHandle {
+    /// Stops following.
+    pub fn stop(self) {
+        // Dropping does it.
+    }
+}
+
+impl Drop for LogHandle {
+    fn drop(&mut self) {
+        self.hub.stop(self.session);
+    }
+}
+
+impl fmt::Debug for LogHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogHandle")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The log followers of one deployer.
+struct LogHub {
+    docker: Docker,
+    runtime: Option<Handle>,
+    inner: StdMutex<LogHubInner>,
+}
+
+impl fmt::Debug for LogHub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("LogHub")
+            .field("session", &inner.session)
+            .field("following", &inner.reporter.is_some())
+            .field("containers", &inner.containers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct LogHubInner {
+    /// Where lines go while following.
+    reporter: Option<Arc<dyn Reporter>>,
+    /// Counts [`LogHub::start`] calls, so that an old handle cannot stop a newer session.
+    session: u64,
+    /// Container ID → its follower.
+    containers: BTreeMap<String, Followed>,
+    /// Followers of removed containers, reading their last lines.
+    draining: Vec<JoinHandle<()>>,
+}
+
+struct Followed {
+    name: String,
+    image: String,
+    /// Lines of this container reported so far (the next follower skips them).
+    reported: Arc<AtomicU64>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl LogHub {
+    fn lock(&self) -> MutexGuard<'_, LogHubInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts following every known container; returns the session.
+    fn start(&self, reporter: Arc<dyn Reporter>) -> u64 {
+        let mut inner = self.lock();
+        inner.session += 1;
+        inner.reporter = Some(Arc::clone(&reporter));
+        if self.runtime.is_none() {
+            warn(
+                &*reporter,
+                "container logs cannot be followed outside a Tokio runtime".to_owned(),
+            );
+        }
+        let ids: Vec<String> = inner.containers.keys().cloned().collect();
+        for id in ids {
+            self.spawn(&mut inner, &id);
+        }
+        inner.session
+    }
+
+    /// Stops following, if `session` is still the current one.
+    fn stop(&self, session: u64) {
+        let mut inner = self.lock();
+        if inner.session != session {
+            return;
+        }
+        inner.reporter = None;
+        for followed in inner.containers.values_mut() {
+            if let Some(task) = followed.task.take() {
+                task.abort();
+            }
+        }
+        for task in inner.draining.drain(..) {
+            task.abort();
+        }
+    }
+
+    /// A container of the run was started: follow it.
+    fn add(&self, id: &str, name: &str, image: &str) {
+        let mut inner = self.lock();
+        inner
+            .containers
+            .entry(id.to_owned())
+            .or_insert_with(|| Followed {
+                name: name.to_owned(),
+                image: image.to_owned(),
+                reported: Arc::new(AtomicU64::new(0)),
+                task: None,
+            });
+        self.spawn(&mut inner, id);
+    }
+
+    /// A known container was started again: follow it again (skipping lines already reported).
+    fn follow(&self, id: &str) {
+        let mut inner = self.lock();
+        self.spawn(&mut inner, id);
+    }
+
+    /// A container was removed: its follower reads to the end, and it is not followed again.
+    fn retire(&self, id: &str) {
+        let mut inner = self.lock();
+        if let Some(task) = inner.containers.remove(id).and_then(|f| f.task) {
+            inner.draining.push(task);
+        }
+        inner.draining.retain(|t| !t.is_finished());
+    }
+
+    fn retire_all(&self) {
+        let mut inner = self.lock();
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut inner.containers)
+            .into_values()
+            .filter_map(|f| f.task)
+            .collect();
+        inner.draining.extend(tasks);
+        inner.draining.retain(|t| !t.is_finished());
+    }
+
+    /// (Re)starts the follower of container `id` when following.
+    fn spawn(&self, inner: &mut LogHubInner, id: &str) {
+        let (Some(reporter), Some(runtime)) = (inner.reporter.clone(), self.runtime.as_ref())
+        else {
+            return;
+        };
+        let Some(followed) = inner.containers.get_mut(id) else {
+            return;
+        };
+        if let Some(task) = followed.task.take() {
+            task.abort();
+        }
+        let follower = Follower {
+            docker: self.docker.clone(),
+            id: id.to_owned(),
+            name: followed.name.clone(),
+            image: followed.image.clone(),
+            reported: Arc::clone(&followed.reported),
+            reporter,
+        };
+        followed.task = Some(runtime.spawn(follower.run()));
+    }
+}
+
+/// Follows one container's output.
+struct Follower {
+    docker: Docker,
+    id: String,
+    name: String,
+    image: String,
+    reported: Arc<AtomicU64>,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl Follower {
+    async fn run(self) {
+        let mut failures = 0;
+        loop {
+            // Always from the start: lines are counted, and those already reported skipped,
+            // so a re-opened stream repeats nothing.
+            let options = LogsOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                tail: "all".to_owned(),
+                ..Default::default()
+            };
+            let mut stream = self.docker.logs(&self.id, Some(options));
+            let mut seen = 0_u64;
+            let mut stdout = LineBuffer::default();
+            let mut stderr = LineBuffer::default();
+            let mut failure = None;
+            while let Some(item) = stream.next().await {
+                let lines = match item {
+                    Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                        stdout.push(&message)
+                    }
+                    Ok(LogOutput::StdErr { message }) => stderr.push(&message),
+                    Ok(LogOutput::StdIn { .. }) => Vec::new(),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                };
+                for line in lines {
+                    self.emit(&mut seen, line);
+                }
+            }
+            match failure {
+                None => {
+                    // The container stopped: its unterminated last lines count too.
+                    for line in stdout.finish().into_iter().chain(stderr.finish()) {
+                        self.emit(&mut seen, line);
+                    }
+                    return;
+                }
+                Some(EngineError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return,
+                Some(error) => {
+                    failures += 1;
+                    if failures > LOG_RETRIES {
+                        warn(
+                            &*self.reporter,
+                            format!(
+                                "stopped following the logs of {}: {}",
+                                self.name,
+                                describe(&error)
+                            ),
+                        );
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    fn emit(&self, seen: &mut u64, line: String) {
+        *seen += 1;
+        if *seen <= self.reported.load(Ordering::SeqCst) {
+            return;
+        }
+        self.reporter.report(Event::LogLine {
+            pod: None,
+            container: self.name.clone(),
+            image: Some(self.image.clone()),
+            line,
+        });
+        self.reported.store(*seen, Ordering::SeqCst);
+    }
+}
+
+/// Splits a byte stream into lines.
+#[derive(Debug, Default)]
+struct LineBuffer {
+    pending: Vec<u8>,
+}
+
+impl LineBuffer {
+    /// Adds bytes; returns the lines they complete.
+    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.pending.extend_from_slice(bytes);
+        let mut lines = Vec::new();
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let rest = self.pending.split_off(end + 1);
+            let line = std::mem::replace(&mut self.pending, rest);
+            lines.push(to_line(&line[..end]));
+        }
+        lines
+    }
+
+    /// The unterminated rest, if any.
+    fn finish(&mut self) -> Option<String> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let line = std::mem::take(&mut self.pending);
+        Some(to_line(&line))
+    }
+}
+
+fn to_line(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use skiff_types::event::CollectingReporter;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            container_name("gcr.io/p/web", "1234abcd-ef56", 3),
+            "skiff-web-1234abcd-3"
+        );
+        assert_eq!(container_name("web:tag", "run", 1), "skiff-web-run-1");
+        assert_eq!(container_name("///", "run", 1), "skiff-app-run-1");
+        assert_eq!(network_name("Run ID/1"), "skiff-run-id-1");
+        assert_eq!(sanitize("--A b__c--"), "a-b__c");
+        assert_eq!(image_basename("localhost:5000/a/b@sha256:00"), "b");
+    }
+
+    #[test]
+    fn same_basenames_get_distinct_short_names() {
+        let images = ["a/web".to_owned(), "b/web".to_owned(), "api".to_owned()];
+        let short = short_names(&images);
+        assert_eq!(short["a/web"], "a-web");
+        assert_eq!(short["b/web"], "b-web");
+        assert_eq!(short["api"], "api");
+    }
+
+    #[test]
+    fn labels_select_only_skiffs_objects() {
+        let mine = run_labels("r1");
+        assert!(is_skiffs(Some(&mine), Some("r1")));
+        assert!(is_skiffs(Some(&mine), None));
+        assert!(!is_skiffs(Some(&mine), Some("r2")));
+        let foreign = HashMap::from([(RUN_ID_LABEL.to_owned(), "r1".to_owned())]);
+        assert!(!is_skiffs(Some(&foreign), Some("r1")));
+        assert!(!is_skiffs(None, None));
+        let mut container = mine.clone();
+        assert!(!is_skiffs_container(Some(&container), Some("r1")));
+        container.insert(IMAGE_LABEL.to_owned(), "web".to_owned());
+        assert!(is_skiffs_container(Some(&container), Some("r1")));
+        container.insert("io.kubernetes.pod.uid".to_owned(), "u".to_owned());
+        assert!(!is_skiffs_container(Some(&container), Some("r1")));
+        assert_eq!(
+            label_filters(Some("r1")),
+            [
+                "app.kubernetes.io/managed-by=skiff",
+                "skaffold.dev/run-id=r1"
+            ]
+        );
+    }
+
+    #[test]
+    fn line_buffer_joins_fragments_and_strips_cr() {
+        let mut buffer = LineBuffer::default();
+        assert!(buffer.push(b"hel").is_empty());
+        assert_eq!(buffer.push(b"lo\r\nwor"), ["hello"]);
+        assert_eq!(buffer.push(b"ld\n\nx"), ["world", ""]);
+        assert_eq!(buffer.finish().as_deref(), Some("x"));
+        assert_eq!(buffer.finish(), None);
+    }
+
+    #[test]
+    fn grace_rounds_up() {
+        assert_eq!(grace_seconds(Duration::ZERO), 0);
+        assert_eq!(grace_seconds(Duration::from_millis(200)), 1);
+        assert_eq!(grace_seconds(Duration::from_secs(10)), 10);
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(parse_address(None).unwrap().to_string(), "127.0.0.1");
+        assert_eq!(
+            parse_address(Some("localhost")).unwrap().to_string(),
+            "127.0.0.1"
+        );
+        assert_eq!(parse_address(Some("[::1]")).unwrap().to_string(), "::1");
+        assert!(matches!(
+            parse_address(Some("example.com")),
+            Err(DeployError::Listen { .. })
+        ));
+    }
+
+    #[test]
+    fn taken_port_moves_on_with_a_warning() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let wanted = taken.local_addr().unwrap().port();
+        let reporter = CollectingReporter::default();
+        let port = DockerPort {
+            image: "web".into(),
+            container_port: 8080,
+            local_port: Some(wanted),
+            address: None,
+        };
+        let chosen = choose_local_port(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            &port,
+            "skiff-web-x-1",
+            &BTreeSet::new(),
+            &reporter,
+        )
+        .unwrap();
+        assert!(chosen.port() > wanted);
+        let warning = reporter
+            .events()
+            .into_iter()
+            .find_map(|e| match e {
+                Event::Message {
+                    level: Level::Warning,
+                    text,
+                    ..
+                } => Some(text),
+                _ => None,
+            })
+            .unwrap();
+        assert!(warning.contains(&wanted.to_string()), "{warning}");
+        assert!(warning.contains(&chosen.port().to_string()), "{warning}");
+    }
+
+    #[test]
+    fn privileged_port_without_local_port_starts_at_offset() {
+        let reporter = CollectingReporter::default();
+        let port = DockerPort {
+            image: "web".into(),
+            container_port: 80,
+            local_port: None,
+            address: None,
+        };
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let chosen = choose_local_port(ip, &port, "c", &BTreeSet::new(), &reporter);
+        // 8080 may be taken on a developer machine; then the next one is used.
+        assert!(chosen.unwrap().port() >= 8080);
+    }
+
+    #[test]
+    fn port_conflict_messages() {
+        assert!(is_port_conflict(
+            "driver failed programming external connectivity on endpoint x: Bind for \
+             127.0.0.1:8080 failed: port is already allocated"
+        ));
+        assert!(is_port_conflict(
+            "Error starting userland proxy: listen tcp4 127.0.0.1:8080: bind: address already in use"
+        ));
+        assert!(!is_port_conflict("No such image"));
+    }
+
+    #[tokio::test]
+    async fn compose_is_refused_before_connecting() {
+        let options = DockerDeployOptions {
+            run_id: "r".into(),
+            use_compose: true,
+            ..Default::default()
+        };
+        let target = DockerTarget {
+            docker_host: Some("unix:///nonexistent.sock".into()),
+        };
+        let error = DockerDeployer::connect(target, options).await.unwrap_err();
+        assert!(error.to_string().contains("Compose"), "{error}");
+    }
+}

@@ -1,0 +1,222 @@
+//! The deploy stage as the loop runs it: choose the deployer the configuration names, apply
+//! what was rendered, wait until it is ready, and delete it again.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use skiff_config::EffectiveConfig;
+use skiff_deploy::docker::{DockerDeployOptions, DockerDeployer, DockerPort, DockerTarget};
+use skiff_deploy::kubernetes::KubernetesDeployer;
+use skiff_deploy::kubernetes::apply::{ApplyOptions, delete_labelled};
+use skiff_deploy::kubernetes::client::{KubeTarget, connect};
+use skiff_deploy::kubernetes::status::{KubernetesStatusChecker, StatusOptions, is_checked};
+use skiff_deploy::{ApplyAction, DeployInput, Deployer, ResourceRef};
+use skiff_types::event::Reporter;
+use skiff_types::image::BuiltImage;
+use skiff_types::manifest::ManifestSet;
+
+use crate::RunnerError;
+
+/// Where and how the configuration deploys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploySettings {
+    /// Rendered objects go to Kubernetes (`deploy.kubectl`, `deploy.helm`).
+    pub kubernetes: bool,
+    /// `deploy.docker.images`: artifacts run as local containers.
+    pub docker_images: Vec<String>,
+    /// `deploy.docker.useCompose`.
+    pub use_compose: bool,
+    /// Container ports to publish for the Docker deployer (from `portForward`).
+    pub docker_ports: Vec<DockerPort>,
+    /// `deploy.statusCheck` (default on).
+    pub status_check: bool,
+    /// `deploy.statusCheckDeadlineSeconds`.
+    pub deadline: Duration,
+    /// `deploy.tolerateFailuresUntilDeadline`.
+    pub tolerate_failures: bool,
+    /// `deploy.kubectl.flags.global` and `.apply`, reported when skiff cannot honour them.
+    pub kubectl_flags: Vec<String>,
+}
+
+/// The deploy settings of `configs`.
+pub fn deploy_settings(configs: &[EffectiveConfig]) -> DeploySettings {
+    let mut settings = DeploySettings {
+        kubernetes: false,
+        docker_images: Vec::new(),
+        use_compose: false,
+        docker_ports: Vec::new(),
+        status_check: true,
+        deadline: Duration::from_secs(skiff_config::STATUS_CHECK_DEADLINE_SECONDS.unsigned_abs()),
+        tolerate_failures: false,
+        kubectl_flags: Vec::new(),
+    };
+    for config in configs {
+        let Some(deploy) = &config.config.deploy else {
+            continue;
+        };
+        settings.kubernetes |= deploy.kubectl.is_some() || deploy.helm.is_some();
+        if let Some(kubectl) = &deploy.kubectl {
+            if let Some(flags) = &kubectl.flags {
+                settings
+                    .kubectl_flags
+                    .extend(flags.global.iter().flatten().cloned());
+                settings
+                    .kubectl_flags
+                    .extend(flags.apply.iter().flatten().cloned());
+            }
+        }
+        if let Some(docker) = &deploy.docker {
+            settings.docker_images.extend(docker.images.iter().cloned());
+            settings.use_compose |= docker.use_compose.unwrap_or(false);
+        }
+        settings.status_check &= deploy.status_check.unwrap_or(true);
+        if let Some(seconds) = deploy.status_check_deadline_seconds {
+            settings.deadline = Duration::from_secs(seconds.unsigned_abs());
+        }
+        settings.tolerate_failures |= deploy.tolerate_failures_until_deadline.unwrap_or(false);
+        for forward in config.config.port_forward.iter().flatten() {
+            let port = match &forward.port {
+                Some(skiff_config::schema::IntOrString::Int(port)) => u16::try_from(*port).ok(),
+                Some(skiff_config::schema::IntOrString::String(port)) => port.parse().ok(),
+                None => None,
+            };
+            let (Some(name), Some(container_port)) = (&forward.resource_name, port) else {
+                continue;
+            };
+            settings.docker_ports.push(DockerPort {
+                image: name.clone(),
+                container_port,
+                local_port: forward.local_port.and_then(|p| u16::try_from(p).ok()),
+                address: forward.address.clone(),
+            });
+        }
+    }
+    settings
+}
+
+/// How a deploy run behaves; the CLI fills it from flags and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct DeployRunOptions {
+    /// The run's ID (`skaffold.dev/run-id`).
+    pub run_id: String,
+    /// `--force`: re-create objects whose immutable fields changed.
+    pub force: bool,
+    /// `--status-check`: overrides `deploy.statusCheck`.
+    pub status_check: Option<bool>,
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig files `$KUBECONFIG` (or `~/.kube/config`) names.
+    pub default_kubeconfigs: Vec<PathBuf>,
+    /// `--kube-context`, else `deploy.kubeContext`.
+    pub kube_context: Option<String>,
+    /// `-n/--namespace`.
+    pub namespace: Option<String>,
+    /// `DOCKER_HOST`.
+    pub docker_host: Option<String>,
+}
+
+impl DeployRunOptions {
+    fn kube_target(&self) -> KubeTarget {
+        KubeTarget {
+            kubeconfig: self.kubeconfig.clone(),
+            default_kubeconfigs: self.default_kubeconfigs.clone(),
+            context: self.kube_context.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployReport {
+    /// Every object or container and what happened to it.
+    pub resources: Vec<(ResourceRef, ApplyAction)>,
+}
+
+/// Deploy `manifests` (Kubernetes) and `images` (Docker) as `settings` say, then wait until
+/// the Kubernetes resources are ready.
+pub async fn deploy(
+    settings: &DeploySettings,
+    manifests: &ManifestSet,
+    images: &[BuiltImage],
+    options: &DeployRunOptions,
+    reporter: &dyn Reporter,
+) -> Result<DeployReport, RunnerError> {
+    let input = DeployInput { manifests, images };
+    let mut report = DeployReport::default();
+    if !settings.docker_images.is_empty() {
+        let deployer = DockerDeployer::connect(
+            DockerTarget {
+                docker_host: options.docker_host.clone(),
+            },
+            DockerDeployOptions {
+                run_id: options.run_id.clone(),
+                images: settings.docker_images.clone(),
+                ports: settings.docker_ports.clone(),
+                use_compose: settings.use_compose,
+                ..DockerDeployOptions::default()
+            },
+        )
+        .await?;
+        report
+            .resources
+            .extend(deployer.deploy(&input, reporter).await?.resources);
+    }
+    if settings.kubernetes && !manifests.manifests.is_empty() {
+        let connection = connect(&options.kube_target()).await?;
+        let client = connection.client.clone();
+        let deployer = KubernetesDeployer::new(
+            connection,
+            options.run_id.clone(),
+            ApplyOptions {
+                force: options.force,
+                kubectl_flags: settings.kubectl_flags.clone(),
+                ..ApplyOptions::default()
+            },
+        );
+        let outcome = deployer.deploy(&input, reporter).await?;
+        if options.status_check.unwrap_or(settings.status_check) {
+            let checked: BTreeSet<ResourceRef> = outcome
+                .resources
+                .iter()
+                .map(|(resource, _)| resource.clone())
+                .filter(is_checked)
+                .collect();
+            let checked: Vec<ResourceRef> = checked.into_iter().collect();
+            KubernetesStatusChecker::new(
+                client,
+                StatusOptions {
+                    deadline: settings.deadline,
+                    tolerate_failures_until_deadline: settings.tolerate_failures,
+                    ..StatusOptions::default()
+                },
+            )
+            .wait_ready(&checked, reporter)
+            .await?;
+        }
+        report.resources.extend(outcome.resources);
+    }
+    Ok(report)
+}
+
+/// `skiff delete`: remove what the configuration's rendered objects name (only objects that
+/// carry skiff's labels) and the configuration's local containers.
+pub async fn delete(
+    settings: &DeploySettings,
+    manifests: &ManifestSet,
+    options: &DeployRunOptions,
+    reporter: &dyn Reporter,
+) -> Result<Vec<ResourceRef>, RunnerError> {
+    let mut deleted = Vec::new();
+    if !settings.docker_images.is_empty() {
+        deleted.extend(
+            skiff_deploy::docker::delete_labelled(options.docker_host.as_deref(), None).await?,
+        );
+    }
+    if settings.kubernetes && !manifests.manifests.is_empty() {
+        let connection = connect(&options.kube_target()).await?;
+        deleted.extend(delete_labelled(&connection, manifests, reporter).await?);
+    }
+    Ok(deleted)
+}
