@@ -34,6 +34,10 @@ pub enum Command {
     Diagnose(DiagnoseArgs),
     /// Print the Kubernetes objects to deploy: manifests with images, labels and namespaces.
     Render(RenderArgs),
+    /// Build, deploy and wait until ready; with `--tail` or `--port-forward`, stay until Ctrl-C.
+    Run(RunArgs),
+    /// Run, then rebuild and redeploy on every change until Ctrl-C, then clean up.
+    Dev(DevArgs),
     /// Print skiff's version.
     Version,
 }
@@ -47,6 +51,8 @@ impl Command {
             Command::Delete => "delete",
             Command::Diagnose(_) => "diagnose",
             Command::Render(_) => "render",
+            Command::Run(_) => "run",
+            Command::Dev(_) => "dev",
             Command::Version => "version",
         }
     }
@@ -381,6 +387,112 @@ pub struct DeployArgs {
     pub status_check: Option<bool>,
 }
 
+/// `--port-forward`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PortForwardArg {
+    /// The configuration's `portForward` entries.
+    User,
+    /// None.
+    Off,
+}
+
+/// `--trigger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TriggerArg {
+    /// Filesystem notifications.
+    Notify,
+    /// Scan the watched trees every `--watch-poll-interval`.
+    Polling,
+}
+
+/// Flags `run` and `dev` share.
+#[derive(Debug, Args)]
+pub struct LoopArgs {
+    #[command(flatten)]
+    pub source: ImageSourceArgs,
+
+    /// Follow the logs of what was deployed (default: off for `run`, on for `dev`).
+    #[arg(
+        long,
+        env = "SKAFFOLD_TAIL",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub tail: Option<bool>,
+
+    /// Which ports to forward (default: off for `run`, user for `dev`).
+    #[arg(
+        long,
+        env = "SKAFFOLD_PORT_FORWARD",
+        value_enum,
+        num_args = 0..=1,
+        default_missing_value = "user",
+        require_equals = true,
+        value_name = "MODE"
+    )]
+    pub port_forward: Option<PortForwardArg>,
+
+    /// Re-create objects whose immutable fields changed.
+    #[arg(long, env = "SKAFFOLD_FORCE")]
+    pub force: bool,
+
+    /// Wait until the deployed resources are ready (default: `deploy.statusCheck`, else on).
+    #[arg(
+        long,
+        env = "SKAFFOLD_STATUS_CHECK",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub status_check: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: LoopArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub common: LoopArgs,
+
+    /// Remove what was deployed when `dev` stops.
+    #[arg(
+        long,
+        env = "SKAFFOLD_CLEANUP",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub cleanup: bool,
+
+    /// How changes are noticed.
+    #[arg(long, env = "SKAFFOLD_TRIGGER", value_enum, default_value_t = TriggerArg::Notify)]
+    pub trigger: TriggerArg,
+
+    /// With `--trigger=polling`: how often to scan, in milliseconds.
+    #[arg(
+        long,
+        env = "SKAFFOLD_WATCH_POLL_INTERVAL",
+        default_value_t = 1000,
+        value_name = "MS"
+    )]
+    pub watch_poll_interval: u64,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -411,6 +523,23 @@ mod tests {
     fn profiles_split_on_commas_and_accept_a_leading_dash() {
         let cli = parse(&["diagnose", "-p", "a,-b", "-p", "-c", "--profile=d"]);
         assert_eq!(cli.global.profile, ["a", "-b", "-c", "d"]);
+    }
+
+    #[test]
+    fn run_and_dev_flags() {
+        let Command::Run(run) = parse(&["run", "--tail", "--port-forward"]).command else {
+            panic!("not run");
+        };
+        assert_eq!(run.common.tail, Some(true));
+        assert_eq!(run.common.port_forward, Some(PortForwardArg::User));
+        let Command::Dev(dev) = parse(&["dev", "--port-forward=off", "--cleanup=false"]).command
+        else {
+            panic!("not dev");
+        };
+        assert_eq!(dev.common.port_forward, Some(PortForwardArg::Off));
+        assert_eq!(dev.common.tail, None);
+        assert!(!dev.cleanup);
+        assert_eq!(dev.trigger, TriggerArg::Notify);
     }
 
     #[test]

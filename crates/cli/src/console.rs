@@ -97,6 +97,7 @@ pub fn line(event: &Event) -> Option<(String, bool)> {
             Some(pod) => (format!("[{pod} {container}] {line}"), false),
             None => (format!("[{container}] {line}"), false),
         },
+        Event::IterationFinished { summary, .. } => (summary.clone(), false),
         _ => return None,
     })
 }
@@ -122,6 +123,12 @@ impl Reporter for ConsoleReporter {
             return;
         }
         let _guard = self.lock.lock();
+        if let Event::IterationFinished {
+            error: Some(error), ..
+        } = &event
+        {
+            let _ = writeln!(std::io::stderr().lock(), "error: {error}");
+        }
         // A closed pipe (`skiff build | head`) is not worth failing a build over.
         if warning {
             let _ = writeln!(std::io::stderr().lock(), "{text}");
@@ -154,6 +161,28 @@ mod tests {
             line: "up".into(),
         };
         assert_eq!(line(&log).map(|l| l.0), Some("[web-1 server] up".into()));
+    }
+
+    #[test]
+    fn iteration_line() {
+        let finished = Event::IterationFinished {
+            trigger: "main.c".into(),
+            summary: "main.c → rebuilt app (0.61 s), applied 1 object — total 1.12 s".into(),
+            total: Duration::from_millis(1120),
+            phases: vec![("build".into(), Duration::from_millis(610))],
+            error: None,
+        };
+        assert_eq!(
+            line(&finished),
+            Some((
+                "main.c → rebuilt app (0.61 s), applied 1 object — total 1.12 s".into(),
+                false
+            ))
+        );
+        let started = Event::IterationStarted {
+            trigger: "main.c".into(),
+        };
+        assert_eq!(line(&started), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::args::{Cli, DeployArgs, ImageSourceArgs};
 use crate::console::ConsoleReporter;
 use crate::render::{prepare, runtime};
 
-fn run_options(
+pub(crate) fn run_options(
     cli: &Cli,
     env: &BTreeMap<String, String>,
     cwd: &Path,

@@ -10,6 +10,7 @@ mod args;
 mod build;
 mod console;
 mod deploy;
+mod dev;
 mod diagnose;
 mod render;
 mod report;
@@ -49,6 +50,8 @@ fn run(cli: &Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
         Command::Deploy(args) => deploy::run(cli, args, env),
         Command::Delete => deploy::delete(cli, env),
         Command::Render(args) => render::run(cli, args, env),
+        Command::Run(args) => dev::run(cli, args, env),
+        Command::Dev(args) => dev::dev(cli, args, env),
         Command::Version => write_stdout(&format!("skiff {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Diagnose(args) => {
             let cwd = std::env::current_dir().context("cannot read the working directory")?;

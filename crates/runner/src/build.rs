@@ -87,6 +87,35 @@ impl BuildStage {
         self
     }
 
+    /// The files `artifact`'s image depends on, as absolute paths (its context joined with each
+    /// dependency file), computed as a build computes them; `None` when a builder plugged in
+    /// with [`BuildStage::with_builder`] builds it, since skiff cannot know that builder's
+    /// inputs (a caller should then treat the whole context as input). Required artifacts are
+    /// passed to Dockerfiles as build args naming their image.
+    pub async fn artifact_dependencies(
+        &self,
+        artifact: &ArtifactSpec,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Option<Vec<PathBuf>>, RunnerError> {
+        let required: BTreeMap<String, String> = artifact
+            .requires
+            .iter()
+            .map(|r| {
+                (
+                    r.alias.clone().unwrap_or_else(|| r.image.clone()),
+                    r.image.clone(),
+                )
+            })
+            .collect();
+        let files = dependency_files(&self.builders, artifact, &required, env).await?;
+        Ok(files.map(|files| {
+            files
+                .into_iter()
+                .map(|f| artifact.context.join(f))
+                .collect()
+        }))
+    }
+
     /// Build every artifact of `settings` (or those `options.only` selects).
     pub async fn build(
         &self,
@@ -266,44 +295,7 @@ impl Shared<'_> {
         artifact: &ArtifactSpec,
         required: &BTreeMap<String, String>,
     ) -> Result<Option<Vec<PathBuf>>, RunnerError> {
-        if self.builders.contains_key(&artifact.image) {
-            return Ok(None);
-        }
-        let dependencies = match &artifact.builder {
-            BuilderSpec::Docker(docker) => {
-                let ignore =
-                    DockerIgnore::for_artifact(&artifact.context, Path::new(&docker.dockerfile))?;
-                // Required artifacts reach the Dockerfile as build args (`ARG BASE` / `FROM $BASE`).
-                let args: BTreeMap<String, Option<String>> = required
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Some(v.clone())))
-                    .chain(
-                        docker
-                            .build_args
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.as_ref().map(|t| t.source().to_owned()))),
-                    )
-                    .collect();
-                dependencies::dockerfile_dependencies(
-                    &artifact.context,
-                    &docker.dockerfile,
-                    &args,
-                    docker.target.as_deref(),
-                    &ignore,
-                )?
-            }
-            BuilderSpec::Custom(custom) => {
-                dependencies::custom_dependencies(
-                    &artifact.image,
-                    &artifact.context,
-                    &custom.dependencies,
-                    &self.options.env,
-                )
-                .await?
-            }
-            _ => return Ok(None),
-        };
-        Ok(Some(dependencies.files.into_iter().collect()))
+        dependency_files(self.builders, artifact, required, &self.options.env).await
     }
 
     /// Build args as they enter the cache key: each template's source with the values of the
@@ -519,6 +511,54 @@ impl Shared<'_> {
             image_id: Some(image_id),
         }))
     }
+}
+
+/// The files the artifact's image depends on, relative to its context; `None` for a plugged-in
+/// builder, whose inputs skiff cannot know.
+async fn dependency_files(
+    builders: &BTreeMap<String, Arc<dyn Builder>>,
+    artifact: &ArtifactSpec,
+    required: &BTreeMap<String, String>,
+    env: &BTreeMap<String, String>,
+) -> Result<Option<Vec<PathBuf>>, RunnerError> {
+    if builders.contains_key(&artifact.image) {
+        return Ok(None);
+    }
+    let dependencies = match &artifact.builder {
+        BuilderSpec::Docker(docker) => {
+            let ignore =
+                DockerIgnore::for_artifact(&artifact.context, Path::new(&docker.dockerfile))?;
+            // Required artifacts reach the Dockerfile as build args (`ARG BASE` / `FROM $BASE`).
+            let args: BTreeMap<String, Option<String>> = required
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .chain(
+                    docker
+                        .build_args
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_ref().map(|t| t.source().to_owned()))),
+                )
+                .collect();
+            dependencies::dockerfile_dependencies(
+                &artifact.context,
+                &docker.dockerfile,
+                &args,
+                docker.target.as_deref(),
+                &ignore,
+            )?
+        }
+        BuilderSpec::Custom(custom) => {
+            dependencies::custom_dependencies(
+                &artifact.image,
+                &artifact.context,
+                &custom.dependencies,
+                env,
+            )
+            .await?
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(dependencies.files.into_iter().collect()))
 }
 
 fn malformed(reference: &str, error: skiff_types::image::ImageRefError) -> RunnerError {

@@ -220,3 +220,169 @@ pub async fn delete(
     }
     Ok(deleted)
 }
+
+/// One deploy target kept alive across the iterations of a run (`skiff run`, `skiff dev`): the
+/// same deployers each time, so the Kubernetes deployer sends only the objects that changed and
+/// the Docker deployer replaces only containers whose image changed (keeping their host
+/// ports), and [`DeploySession::cleanup`] removes what this run created.
+#[derive(Debug)]
+pub struct DeploySession {
+    settings: DeploySettings,
+    options: DeployRunOptions,
+    docker: Option<DockerDeployer>,
+    kubernetes: Option<(
+        KubernetesDeployer,
+        skiff_deploy::kubernetes::client::Connection,
+    )>,
+}
+
+/// What one [`DeploySession::deploy`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionDeploy {
+    /// Every object or container and what happened to it.
+    pub resources: Vec<(ResourceRef, ApplyAction)>,
+    /// Time spent applying.
+    pub apply: Duration,
+    /// Time the status check took; `None` when there was none.
+    pub status: Option<Duration>,
+}
+
+impl DeploySession {
+    /// Connects to the targets `settings` name (the Docker engine for `deploy.docker`, the
+    /// cluster for `deploy.kubectl`/`deploy.helm`).
+    pub async fn connect(
+        settings: DeploySettings,
+        options: DeployRunOptions,
+    ) -> Result<DeploySession, RunnerError> {
+        let docker = if settings.docker_images.is_empty() {
+            None
+        } else {
+            Some(
+                DockerDeployer::connect(
+                    DockerTarget {
+                        docker_host: options.docker_host.clone(),
+                    },
+                    DockerDeployOptions {
+                        run_id: options.run_id.clone(),
+                        images: settings.docker_images.clone(),
+                        ports: settings.docker_ports.clone(),
+                        use_compose: settings.use_compose,
+                        ..DockerDeployOptions::default()
+                    },
+                )
+                .await?,
+            )
+        };
+        let kubernetes = if settings.kubernetes {
+            let connection = connect(&options.kube_target()).await?;
+            let deployer = KubernetesDeployer::new(
+                connection.clone(),
+                options.run_id.clone(),
+                ApplyOptions {
+                    force: options.force,
+                    kubectl_flags: settings.kubectl_flags.clone(),
+                    ..ApplyOptions::default()
+                },
+            );
+            Some((deployer, connection))
+        } else {
+            None
+        };
+        Ok(DeploySession {
+            settings,
+            options,
+            docker,
+            kubernetes,
+        })
+    }
+
+    /// The settings this session deploys with.
+    pub fn settings(&self) -> &DeploySettings {
+        &self.settings
+    }
+
+    /// The Docker deployer, when the configuration deploys to the local engine.
+    pub fn docker(&self) -> Option<&DockerDeployer> {
+        self.docker.as_ref()
+    }
+
+    /// The cluster connection, when the configuration deploys to Kubernetes.
+    pub fn kubernetes(&self) -> Option<&skiff_deploy::kubernetes::client::Connection> {
+        self.kubernetes.as_ref().map(|(_, c)| c)
+    }
+
+    /// Deploys `manifests` and `images`, then (unless turned off) waits until the Kubernetes
+    /// resources are ready.
+    pub async fn deploy(
+        &self,
+        manifests: &ManifestSet,
+        images: &[BuiltImage],
+        reporter: &dyn Reporter,
+    ) -> Result<SessionDeploy, RunnerError> {
+        let input = DeployInput { manifests, images };
+        let mut result = SessionDeploy::default();
+        let started = std::time::Instant::now();
+        if let Some(docker) = &self.docker {
+            result
+                .resources
+                .extend(docker.deploy(&input, reporter).await?.resources);
+        }
+        let mut checked: BTreeSet<ResourceRef> = BTreeSet::new();
+        if let Some((deployer, _)) = &self.kubernetes {
+            if !manifests.manifests.is_empty() {
+                let outcome = deployer.deploy(&input, reporter).await?;
+                checked.extend(
+                    outcome
+                        .resources
+                        .iter()
+                        .map(|(resource, _)| resource.clone())
+                        .filter(is_checked),
+                );
+                result.resources.extend(outcome.resources);
+            }
+        }
+        result.apply = started.elapsed();
+        let status_check = self
+            .options
+            .status_check
+            .unwrap_or(self.settings.status_check);
+        if let (Some((_, connection)), true) = (&self.kubernetes, status_check) {
+            if !checked.is_empty() {
+                let started = std::time::Instant::now();
+                let checked: Vec<ResourceRef> = checked.into_iter().collect();
+                KubernetesStatusChecker::new(
+                    connection.client.clone(),
+                    StatusOptions {
+                        deadline: self.settings.deadline,
+                        tolerate_failures_until_deadline: self.settings.tolerate_failures,
+                        ..StatusOptions::default()
+                    },
+                )
+                .wait_ready(&checked, reporter)
+                .await?;
+                result.status = Some(started.elapsed());
+            }
+        }
+        Ok(result)
+    }
+
+    /// Removes what this session deployed: the run's containers and network, and the objects
+    /// the Kubernetes deployer applied. Both are attempted; the first error is returned.
+    pub async fn cleanup(&self, reporter: &dyn Reporter) -> Result<(), RunnerError> {
+        let mut first: Option<RunnerError> = None;
+        if let Some(docker) = &self.docker {
+            if let Err(error) = docker.cleanup(reporter).await {
+                first.get_or_insert(error.into());
+            }
+        }
+        if let Some((deployer, _)) = &self.kubernetes {
+            if let Err(error) = deployer.cleanup(reporter).await {
+                first.get_or_insert(error.into());
+            }
+        }
+        match first {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}

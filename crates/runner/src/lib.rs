@@ -22,6 +22,7 @@
 
 pub mod build;
 pub mod deploy;
+pub mod dev;
 pub mod render;
 pub mod schedule;
 pub mod settings;
@@ -66,6 +67,9 @@ pub enum RunnerError {
         /// Why.
         source: skiff_types::template::TemplateError,
     },
+    /// The watcher failed.
+    #[error(transparent)]
+    Watch(#[from] skiff_watch::WatchError),
     /// The settings are inconsistent.
     #[error("{message}")]
     Settings {

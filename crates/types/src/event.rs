@@ -112,6 +112,25 @@ pub enum Event {
         /// The line, without its newline.
         line: String,
     },
+    /// A dev-loop iteration started.
+    IterationStarted {
+        /// What triggered it: `initial`, or the changed files (`main.c`, `main.c +2 more`).
+        trigger: String,
+    },
+    /// A dev-loop iteration finished, successfully or not.
+    IterationFinished {
+        /// What triggered it, as in [`Event::IterationStarted`].
+        trigger: String,
+        /// One line saying what it did and where the time went, e.g. `main.c → rebuilt app
+        /// (0.61 s), applied 1 object, ready in 0.4 s — total 1.12 s`.
+        summary: String,
+        /// From trigger to done.
+        total: Duration,
+        /// Each phase (`build`, `render`, `deploy`, `status`) and its duration, in order.
+        phases: Vec<(String, Duration)>,
+        /// Why it failed (the loop goes on watching), `None` when it succeeded.
+        error: Option<String>,
+    },
 }
 
 /// Receives events. Implementations must be cheap and never block for long: stages call it

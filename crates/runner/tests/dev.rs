@@ -1,0 +1,238 @@
+//! The dev loop driven by a channel watcher and a plugged-in builder: what a change triggers,
+//! failures that keep the loop alive, configuration reloads, shutdown. No engine or cluster
+//! is needed: the configuration deploys nothing (`deploy.docker.images: []`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use skiff_build::{BuildError, BuildRequest, Builder};
+use skiff_runner::build::{BuildOptions, BuildStage};
+use skiff_runner::deploy::DeployRunOptions;
+use skiff_runner::dev::{DevLoop, DevOptions, PortForwardMode};
+use skiff_runner::render::{DigestSource, RenderRunOptions};
+use skiff_types::change::ChangeSet;
+use skiff_types::event::{CollectingReporter, Event, Level, Reporter};
+use skiff_types::image::BuiltImage;
+use skiff_watch::{WatchError, Watcher};
+use tokio::sync::mpsc;
+
+/// Builds `app:<n>`; fails while `<context>/fail` exists.
+#[derive(Debug, Default)]
+struct CountingBuilder {
+    builds: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Builder for CountingBuilder {
+    async fn build(
+        &self,
+        request: &BuildRequest<'_>,
+        _reporter: &dyn Reporter,
+    ) -> Result<BuiltImage, BuildError> {
+        if request.artifact.context.join("fail").exists() {
+            return Err(BuildError::Unsupported {
+                image: request.artifact.image.clone(),
+                kind: "broken on purpose".into(),
+            });
+        }
+        let n = self.builds.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(BuiltImage {
+            image_name: request.artifact.image.clone(),
+            reference: format!("app:v{n}").parse().unwrap(),
+            image_id: None,
+        })
+    }
+}
+
+struct ChannelWatcher(mpsc::UnboundedReceiver<ChangeSet>);
+
+#[async_trait::async_trait]
+impl Watcher for ChannelWatcher {
+    async fn next_change(&mut self) -> Result<ChangeSet, WatchError> {
+        self.0.recv().await.ok_or(WatchError::Stopped)
+    }
+}
+
+const CONFIG: &str = r#"apiVersion: skaffold/v4beta11
+kind: Config
+build:
+  tagPolicy:
+    sha256: {}
+  artifacts:
+  - image: app
+    context: app
+    custom:
+      buildCommand: "false"
+manifests:
+  rawYaml:
+  - k8s/*.yaml
+deploy:
+  docker:
+    images: []
+"#;
+
+const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\nspec:\n  containers:\n  - name: app\n    image: app\n";
+
+fn changed(path: PathBuf) -> ChangeSet {
+    let mut change = ChangeSet::default();
+    change.record_modified(path);
+    change
+}
+
+fn finished(reporter: &CollectingReporter) -> Vec<(String, Option<String>)> {
+    reporter
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::IterationFinished { summary, error, .. } => Some((summary, error)),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn wait_for(reporter: &CollectingReporter, what: impl Fn(&[Event]) -> bool) {
+    for _ in 0..500 {
+        if what(&reporter.events()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out; events: {:#?}", reporter.events());
+}
+
+async fn wait_iterations(reporter: &CollectingReporter, n: usize) {
+    wait_for(reporter, |events| {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::IterationFinished { .. }))
+            .count()
+            >= n
+    })
+    .await;
+}
+
+fn options(dir: &Path) -> DevOptions {
+    DevOptions {
+        render: RenderRunOptions {
+            digest_source: Some(DigestSource::Tag),
+            prebuilt: Vec::new(),
+            build: BuildOptions::default(),
+            run_id: Some("test-run".into()),
+            labels: BTreeMap::new(),
+            namespace: None,
+            offline: true,
+            kube_context: None,
+            kubeconfig: None,
+            search_path: Vec::new(),
+        },
+        deploy: DeployRunOptions::default(),
+        port_forward: PortForwardMode::Off,
+        tail: false,
+        cleanup: true,
+        reload: Some(skiff_config::LoadOptions {
+            config_file: None,
+            working_dir: dir.to_path_buf(),
+            profiles: Vec::new(),
+            modules: Vec::new(),
+            kube_context: None,
+            command: "dev".into(),
+            env: BTreeMap::new(),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn changes_rebuild_redeploy_or_are_ignored_and_failures_keep_the_loop_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::create_dir_all(root.join("k8s")).unwrap();
+    std::fs::write(root.join("app/main.c"), "int main(){}\n").unwrap();
+    std::fs::write(root.join("k8s/pod.yaml"), POD).unwrap();
+    std::fs::write(root.join("skaffold.yaml"), CONFIG).unwrap();
+    let options = options(&root);
+    let loaded = skiff_config::load(options.reload.as_ref().unwrap()).unwrap();
+
+    let builder = Arc::new(CountingBuilder::default());
+    let reporter = Arc::new(CollectingReporter::default());
+    let dev = DevLoop::new(&loaded.configs, options, reporter.clone())
+        .unwrap()
+        .with_build_stage(BuildStage::new().with_builder("app", builder.clone()));
+    let roots = dev.watch_roots();
+    assert!(roots.contains(&root.join("app")), "{roots:?}");
+    assert!(roots.contains(&root.join("skaffold.yaml")), "{roots:?}");
+
+    let (changes, rx) = mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(dev.dev(Box::new(ChannelWatcher(rx)), async move {
+        let _ = stopped.await;
+    }));
+
+    wait_iterations(&reporter, 1).await;
+    assert_eq!(builder.builds.load(Ordering::SeqCst), 1);
+    let (summary, error) = &finished(&reporter)[0];
+    assert!(summary.starts_with("initial → rebuilt app ("), "{summary}");
+    assert!(error.is_none());
+
+    // A source file of the artifact: rebuilt.
+    changes.send(changed(root.join("app/main.c"))).unwrap();
+    wait_iterations(&reporter, 2).await;
+    assert_eq!(builder.builds.load(Ordering::SeqCst), 2);
+    let (summary, _) = &finished(&reporter)[1];
+    assert!(summary.starts_with("main.c → rebuilt app ("), "{summary}");
+
+    // A file nobody uses: no iteration. A manifest: redeployed without a build.
+    changes.send(changed(root.join("README.md"))).unwrap();
+    changes.send(changed(root.join("k8s/pod.yaml"))).unwrap();
+    wait_iterations(&reporter, 3).await;
+    assert_eq!(builder.builds.load(Ordering::SeqCst), 2);
+    let (summary, _) = &finished(&reporter)[2];
+    assert!(summary.starts_with("pod.yaml → "), "{summary}");
+    assert!(!summary.contains("rebuilt"), "{summary}");
+
+    // A failing build: reported, and the loop goes on; the next save retries.
+    std::fs::write(root.join("app/fail"), "").unwrap();
+    changes.send(changed(root.join("app/main.c"))).unwrap();
+    wait_iterations(&reporter, 4).await;
+    let (summary, error) = &finished(&reporter)[3];
+    assert!(summary.contains("failed"), "{summary}");
+    assert!(error.as_deref().unwrap().contains("broken on purpose"));
+    std::fs::remove_file(root.join("app/fail")).unwrap();
+    changes.send(changed(root.join("app/main.c"))).unwrap();
+    wait_iterations(&reporter, 5).await;
+    assert!(finished(&reporter)[4].1.is_none());
+    assert_eq!(builder.builds.load(Ordering::SeqCst), 3);
+
+    // A configuration that no longer loads: reported, the old loop keeps running.
+    std::fs::write(root.join("skaffold.yaml"), "apiVersion: [\n").unwrap();
+    changes.send(changed(root.join("skaffold.yaml"))).unwrap();
+    wait_for(&reporter, |events| {
+        events.iter().any(|e| {
+            matches!(e, Event::Message { level: Level::Warning, text, .. }
+                if text.contains("does not load"))
+        })
+    })
+    .await;
+    changes.send(changed(root.join("app/main.c"))).unwrap();
+    wait_iterations(&reporter, 6).await;
+    assert_eq!(builder.builds.load(Ordering::SeqCst), 4);
+
+    // A good configuration again: reloaded, everything rebuilt.
+    std::fs::write(root.join("skaffold.yaml"), CONFIG).unwrap();
+    changes.send(changed(root.join("skaffold.yaml"))).unwrap();
+    wait_iterations(&reporter, 7).await;
+    assert_eq!(builder.builds.load(Ordering::SeqCst), 5);
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(finished(&reporter).len(), 7);
+}

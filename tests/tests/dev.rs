@@ -1,0 +1,392 @@
+//! `skiff dev` and `skiff run` on the example app (`examples/hello-http`), driving the binary
+//! against the real Docker engine (and, for `run`, the local cluster). Without the part a test
+//! needs it is skipped, unless `CI=true`, where it fails.
+
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A missing part: panic in CI, otherwise say why the test is skipped.
+fn missing(message: &str) -> bool {
+    if ci() {
+        panic!("{message} (CI=true: tests needing it fail; `scripts/devenv/up` starts it)");
+    }
+    eprintln!("skipped: {message}");
+    false
+}
+
+fn docker_available() -> bool {
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok || missing("no Docker engine answers (`docker info` failed)")
+}
+
+fn kube_available() -> bool {
+    std::env::var_os("KUBECONFIG").is_some_and(|k| Path::new(&k).is_file())
+        || missing("KUBECONFIG names no kubeconfig file")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A copy of the example where every `hello-http` (image, objects, port-forward entry) is
+/// `name`, and the compiled binary left out.
+fn example_copy(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &skiff_e2e::workspace_root().join("examples/hello-http"),
+        dir.path(),
+    );
+    let _ = std::fs::remove_file(dir.path().join("hello"));
+    for file in ["skaffold.yaml", "k8s/deployment.yaml", "k8s/service.yaml"] {
+        let path = dir.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("hello-http", name)).unwrap();
+    }
+    dir
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// A running `skiff` whose output lines (stdout and stderr) are collected.
+struct Skiff {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Skiff {
+    fn start(dir: &Path, args: &[&str]) -> Skiff {
+        let mut child = Command::new(skiff_e2e::skiff_bin())
+            .args(args)
+            .current_dir(dir)
+            .env(
+                "XDG_CACHE_HOME",
+                std::env::temp_dir().join("skiff-e2e-dev-cache"),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [out, err] {
+            let lines = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut buffer = Vec::new();
+                while reader.read_until(b'\n', &mut buffer).is_ok_and(|n| n > 0) {
+                    let line = String::from_utf8_lossy(&buffer).trim_end().to_owned();
+                    buffer.clear();
+                    eprintln!("skiff| {line}");
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Skiff { child, lines }
+    }
+
+    fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits (up to `timeout`) for a line `find` accepts, among those from `from` on.
+    fn wait_line<T>(
+        &mut self,
+        from: usize,
+        timeout: Duration,
+        find: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = {
+                let lines = self.lines.lock().unwrap();
+                lines[from.min(lines.len())..].iter().find_map(|l| find(l))
+            };
+            if let Some(found) = found {
+                return found;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("skiff exited ({status}) early:\n{}", self.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out; output:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn line_count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    fn interrupt(&mut self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("skiff did not exit; output:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Skiff {
+    fn drop(&mut self) {
+        // A failed test: let skiff clean up what it deployed, then make sure it is gone.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The body `GET /` returns at `address`, if it answers.
+fn get(address: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+fn wait_served(address: &str, want: &str, timeout: Duration, skiff: &Skiff) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if get(address).as_deref() == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{address} never served {want:?} (last: {:?}); output:\n{}",
+            get(address),
+            skiff.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn labelled_containers(image: &str) -> Vec<String> {
+    let output = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=skiff.dev/image={image}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn forwarded_address(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("Port forwarding ")?;
+    Some(rest.rsplit_once(" -> ")?.1.trim().to_owned())
+}
+
+const LONG: Duration = Duration::from_secs(120);
+
+#[test]
+fn dev_on_docker_rebuilds_on_save_survives_a_broken_build_and_cleans_up() {
+    if !docker_available() {
+        return;
+    }
+    let name = unique("hello-dev");
+    let image = format!("localhost:5000/{name}");
+    let dir = example_copy(&name);
+    let mut skiff = Skiff::start(dir.path(), &["dev", "-p", "docker"]);
+
+    let address = skiff.wait_line(0, LONG, forwarded_address);
+    wait_served(&address, "Hello from skiff!\n", LONG, &skiff);
+
+    // A saved source file: rebuilt, and the new content served on the same port.
+    let mark = skiff.line_count();
+    std::fs::write(dir.path().join("www/msg.txt"), "second\n").unwrap();
+    wait_served(&address, "second\n", LONG, &skiff);
+    skiff.wait_line(mark, LONG, |l| {
+        l.starts_with("msg.txt → rebuilt").then_some(())
+    });
+
+    // A broken build: the error is printed, the old version is still served.
+    let source = std::fs::read_to_string(dir.path().join("main.c")).unwrap();
+    let mark = skiff.line_count();
+    std::fs::write(
+        dir.path().join("main.c"),
+        format!("{source}\nthis is not C;\n"),
+    )
+    .unwrap();
+    skiff.wait_line(mark, LONG, |l| {
+        (l.starts_with("main.c → ") && l.contains("failed")).then_some(())
+    });
+    skiff.wait_line(mark, LONG, |l| l.starts_with("error: ").then_some(()));
+    assert_eq!(get(&address).as_deref(), Some("second\n"));
+
+    // Fixed (with a new message): the new version is served.
+    std::fs::write(dir.path().join("main.c"), &source).unwrap();
+    std::fs::write(dir.path().join("www/msg.txt"), "third\n").unwrap();
+    wait_served(&address, "third\n", LONG, &skiff);
+    assert!(!labelled_containers(&image).is_empty());
+
+    // Ctrl-C: the process exits and the run's containers are gone.
+    skiff.interrupt();
+    let status = skiff.wait_exit(LONG);
+    assert!(
+        status.success(),
+        "skiff dev exited with {status}:\n{}",
+        skiff.output()
+    );
+    assert_eq!(labelled_containers(&image), Vec::<String>::new());
+    assert!(get(&address).is_none());
+}
+
+#[test]
+fn run_tail_on_kubernetes_prints_the_apps_log_line() {
+    if !docker_available() || !kube_available() {
+        return;
+    }
+    let name = unique("hello-run");
+    let dir = example_copy(&name);
+    let mut skiff = Skiff::start(dir.path(), &["run", "--tail"]);
+    skiff.wait_line(0, Duration::from_secs(240), |l| {
+        (l.contains(&name) && l.ends_with("hello-http listening on :8080")).then_some(())
+    });
+    skiff.interrupt();
+    let status = skiff.wait_exit(LONG);
+    assert!(
+        status.success(),
+        "skiff run exited with {status}:\n{}",
+        skiff.output()
+    );
+    let deleted = Command::new(skiff_e2e::skiff_bin())
+        .arg("delete")
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+}
+
+fn kube_objects(name: &str) -> Vec<String> {
+    let output = Command::new("kubectl")
+        .args([
+            "get",
+            "deployment,service",
+            "-o",
+            "name",
+            "--ignore-not-found",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl get failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.ends_with(&format!("/{name}")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn dev_on_kubernetes_serves_the_new_content_on_the_same_port_and_cleans_up() {
+    if !docker_available() || !kube_available() {
+        return;
+    }
+    let kubectl = Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !kubectl && !missing("kubectl is not installed") {
+        return;
+    }
+    let name = unique("hello-kdev");
+    let dir = example_copy(&name);
+    let mut skiff = Skiff::start(dir.path(), &["dev"]);
+    let address = skiff.wait_line(0, Duration::from_secs(240), |l| {
+        l.starts_with(&format!("Port forwarding service/{name} "))
+            .then(|| forwarded_address(l))
+            .flatten()
+    });
+    wait_served(&address, "Hello from skiff!\n", LONG, &skiff);
+    assert_eq!(kube_objects(&name).len(), 2);
+
+    std::fs::write(dir.path().join("www/msg.txt"), "from the cluster\n").unwrap();
+    wait_served(&address, "from the cluster\n", LONG, &skiff);
+
+    skiff.interrupt();
+    let status = skiff.wait_exit(LONG);
+    assert!(
+        status.success(),
+        "skiff dev exited with {status}:\n{}",
+        skiff.output()
+    );
+    // Deletion is asynchronous: the objects go within moments.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !kube_objects(&name).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(kube_objects(&name), Vec::<String>::new());
+}
