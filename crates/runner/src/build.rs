@@ -298,36 +298,6 @@ impl Shared<'_> {
         dependency_files(self.builders, artifact, required, &self.options.env).await
     }
 
-    /// Build args as they enter the cache key: each template's source with the values of the
-    /// environment variables it reads (`IMAGE_*` values follow from the key itself).
-    fn key_args(&self, artifact: &ArtifactSpec) -> BTreeMap<String, String> {
-        let BuilderSpec::Docker(docker) = &artifact.builder else {
-            return BTreeMap::new();
-        };
-        docker
-            .build_args
-            .iter()
-            .map(|(name, template)| {
-                let value = match template {
-                    Some(template) => {
-                        let mut value = template.source().to_owned();
-                        for variable in template.variables() {
-                            if let Some(v) = self.options.env.get(variable) {
-                                value.push_str(&format!("\u{0}{variable}={v}"));
-                            }
-                        }
-                        value
-                    }
-                    None => format!(
-                        "\u{0}env={}",
-                        self.options.env.get(name).map_or("", String::as_str)
-                    ),
-                };
-                (name.clone(), value)
-            })
-            .collect()
-    }
-
     async fn build_one(
         &self,
         artifact: &ArtifactSpec,
@@ -350,14 +320,8 @@ impl Shared<'_> {
                         .filter_map(|r| keys.get(&r.image).cloned())
                         .collect()
                 };
-                let key = cache::cache_key_async(CacheInputs {
-                    builder_fingerprint: cache::builder_fingerprint(artifact),
-                    build_args: self.key_args(artifact),
-                    context: artifact.context.clone(),
-                    files: files.clone(),
-                    required_keys,
-                })
-                .await?;
+                let key =
+                    artifact_key(artifact, files.clone(), required_keys, &self.options.env).await?;
                 self.keys
                     .lock()
                     .map_err(|_| poisoned())?
@@ -513,9 +477,55 @@ impl Shared<'_> {
     }
 }
 
+/// Build args as they enter the cache key: each template's source with the values of the
+/// environment variables it reads (`IMAGE_*` values follow from the key itself).
+fn key_args(artifact: &ArtifactSpec, env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let BuilderSpec::Docker(docker) = &artifact.builder else {
+        return BTreeMap::new();
+    };
+    docker
+        .build_args
+        .iter()
+        .map(|(name, template)| {
+            let value = match template {
+                Some(template) => {
+                    let mut value = template.source().to_owned();
+                    for variable in template.variables() {
+                        if let Some(v) = env.get(variable) {
+                            value.push_str(&format!("\u{0}{variable}={v}"));
+                        }
+                    }
+                    value
+                }
+                None => format!("\u{0}env={}", env.get(name).map_or("", String::as_str)),
+            };
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+/// The artifact's cache key (also its `inputDigest` tag): builder options, build args as
+/// [`key_args`] encodes them, its dependency `files` (relative to its context), and the keys
+/// of the artifacts it requires, in `requires` order.
+pub(crate) async fn artifact_key(
+    artifact: &ArtifactSpec,
+    files: Vec<PathBuf>,
+    required_keys: Vec<String>,
+    env: &BTreeMap<String, String>,
+) -> Result<String, RunnerError> {
+    Ok(cache::cache_key_async(CacheInputs {
+        builder_fingerprint: cache::builder_fingerprint(artifact),
+        build_args: key_args(artifact, env),
+        context: artifact.context.clone(),
+        files,
+        required_keys,
+    })
+    .await?)
+}
+
 /// The files the artifact's image depends on, relative to its context; `None` for a plugged-in
 /// builder, whose inputs skiff cannot know.
-async fn dependency_files(
+pub(crate) async fn dependency_files(
     builders: &BTreeMap<String, Arc<dyn Builder>>,
     artifact: &ArtifactSpec,
     required: &BTreeMap<String, String>,

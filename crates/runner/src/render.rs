@@ -15,16 +15,14 @@
 //! The default is `tag` when the target cluster is local (or unknown), `remote` otherwise.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use skiff_build::cache::{self, CacheInputs};
+use skiff_build::ArtifactSpec;
 use skiff_build::credentials::DockerConfig;
 use skiff_build::docker::DockerEngine;
-use skiff_build::dockerignore::DockerIgnore;
 use skiff_build::tag::{self, TagInputs, TagPolicy};
-use skiff_build::{ArtifactSpec, BuilderSpec, dependencies};
 use skiff_config::EffectiveConfig;
 use skiff_config::kubeconfig::KubeContext;
 use skiff_config::schema::{self, HelmDeployFlags};
@@ -632,79 +630,21 @@ async fn input_digest(
     keys: &BTreeMap<String, String>,
     env: &BTreeMap<String, String>,
 ) -> Result<String, RunnerError> {
-    let dependencies = match &artifact.builder {
-        BuilderSpec::Docker(docker) => {
-            let ignore =
-                DockerIgnore::for_artifact(&artifact.context, Path::new(&docker.dockerfile))?;
-            let args: BTreeMap<String, Option<String>> = required
-                .iter()
-                .map(|(k, v)| (k.clone(), Some(v.clone())))
-                .chain(
-                    docker
-                        .build_args
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.as_ref().map(|t| t.source().to_owned()))),
-                )
-                .collect();
-            dependencies::dockerfile_dependencies(
-                &artifact.context,
-                &docker.dockerfile,
-                &args,
-                docker.target.as_deref(),
-                &ignore,
-            )?
+    let Some(files) =
+        crate::build::dependency_files(&BTreeMap::new(), artifact, required, env).await?
+    else {
+        return Err(skiff_build::BuildError::Unsupported {
+            image: artifact.image.clone(),
+            kind: artifact.builder.kind().to_owned(),
         }
-        BuilderSpec::Custom(custom) => {
-            dependencies::custom_dependencies(
-                &artifact.image,
-                &artifact.context,
-                &custom.dependencies,
-                env,
-            )
-            .await?
-        }
-        other => {
-            return Err(skiff_build::BuildError::Unsupported {
-                image: artifact.image.clone(),
-                kind: other.kind().to_owned(),
-            }
-            .into());
-        }
+        .into());
     };
-    let build_args = match &artifact.builder {
-        BuilderSpec::Docker(docker) => docker
-            .build_args
-            .iter()
-            .map(|(name, template)| {
-                let value = match template {
-                    Some(template) => {
-                        let mut value = template.source().to_owned();
-                        for variable in template.variables() {
-                            if let Some(v) = env.get(variable) {
-                                value.push_str(&format!("\u{0}{variable}={v}"));
-                            }
-                        }
-                        value
-                    }
-                    None => format!("\u{0}env={}", env.get(name).map_or("", String::as_str)),
-                };
-                (name.clone(), value)
-            })
-            .collect(),
-        _ => BTreeMap::new(),
-    };
-    Ok(cache::cache_key_async(CacheInputs {
-        builder_fingerprint: cache::builder_fingerprint(artifact),
-        build_args,
-        context: artifact.context.clone(),
-        files: dependencies.files.into_iter().collect(),
-        required_keys: artifact
-            .requires
-            .iter()
-            .filter_map(|r| keys.get(&r.image).cloned())
-            .collect(),
-    })
-    .await?)
+    let required_keys = artifact
+        .requires
+        .iter()
+        .filter_map(|r| keys.get(&r.image).cloned())
+        .collect();
+    crate::build::artifact_key(artifact, files, required_keys, env).await
 }
 
 /// `tagged` resolved to `tag@digest` in its registry.
@@ -748,6 +688,8 @@ async fn resolve_remote(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use skiff_build::BuilderSpec;
+    use std::path::Path;
 
     fn load(yaml: &str) -> (tempfile::TempDir, Vec<EffectiveConfig>) {
         let dir = tempfile::tempdir().unwrap();
