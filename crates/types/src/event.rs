@@ -112,6 +112,22 @@ pub enum Event {
         /// The line, without its newline.
         line: String,
     },
+    /// Changed files were copied into (or deleted from) the running containers of an artifact,
+    /// without a rebuild.
+    Synced {
+        /// The artifact's image name.
+        image: String,
+        /// Containers updated (`pod/container` or a container name).
+        containers: Vec<String>,
+        /// Files copied into each container.
+        copied: usize,
+        /// Paths deleted in each container.
+        deleted: usize,
+        /// Bytes sent to each container.
+        bytes: u64,
+        /// Time from start of the sync to done in every container.
+        duration: Duration,
+    },
     /// A dev-loop iteration started.
     IterationStarted {
         /// What triggered it: `initial`, or the changed files (`main.c`, `main.c +2 more`).
