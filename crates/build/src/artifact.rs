@@ -39,6 +39,8 @@ pub enum BuilderSpec {
     Docker(DockerSpec),
     /// A user command that produces the image.
     Custom(CustomSpec),
+    /// A Go program built with `go build` and put on a base image, as `ko` does.
+    Ko(KoSpec),
     /// A builder kind skiff parses but does not run (`jib`, `bazel`, …); building fails,
     /// naming it.
     Unsupported {
@@ -53,6 +55,7 @@ impl BuilderSpec {
         match self {
             BuilderSpec::Docker(_) => "docker",
             BuilderSpec::Custom(_) => "custom",
+            BuilderSpec::Ko(_) => "ko",
             BuilderSpec::Unsupported { kind } => kind,
         }
     }
@@ -84,6 +87,34 @@ pub struct DockerSpec {
     pub ssh: Option<String>,
     /// Extra `docker build` flags (only meaningful for the Docker CLI).
     pub cli_flags: Vec<String>,
+    /// Build with the Docker engine even when skiff could assemble the image itself (the
+    /// Dockerfile has no `RUN`): `--docker-daemon-build` or `build.local.useDockerCLI`.
+    pub daemon_build: bool,
+}
+
+/// `ko:` options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KoSpec {
+    /// The base image (`fromImage`); `None` means `scratch` (nothing can be pulled from the
+    /// internet here, so ko's distroless default is not used).
+    pub from_image: Option<String>,
+    /// The directory `go build` runs in, relative to the context (`dir`, default `.`).
+    pub dir: String,
+    /// The main package (`main`, default `.`), relative to `dir`.
+    pub main: String,
+    /// `KEY=value` entries added to `go build`'s environment (`env`).
+    pub env: Vec<String>,
+    /// Extra `go build` flags (`flags`).
+    pub flags: Vec<String>,
+    /// Linker flags (`ldflags`).
+    pub ldflags: Vec<String>,
+    /// Labels added to the image config (`labels`).
+    pub labels: BTreeMap<String, String>,
+    /// Globs (relative to the context) of the files the image depends on
+    /// (`dependencies.paths`, default `**/*.go`, plus `go.mod`/`go.sum`).
+    pub dependency_paths: Vec<String>,
+    /// Globs to leave out (`dependencies.ignore`).
+    pub dependency_ignore: Vec<String>,
 }
 
 /// One `docker.secrets` entry.

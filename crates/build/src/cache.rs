@@ -95,6 +95,18 @@ pub fn builder_fingerprint(artifact: &ArtifactSpec) -> String {
             }
             out.option("depCommand", deps.command.as_deref());
         }
+        BuilderSpec::Ko(ko) => {
+            out.option("fromImage", ko.from_image.as_deref());
+            out.field("dir", &ko.dir);
+            out.field("main", &ko.main);
+            out.list("env", &ko.env);
+            out.list("flag", &ko.flags);
+            out.list("ldflag", &ko.ldflags);
+            for (name, value) in &ko.labels {
+                out.field("label", name);
+                out.field("labelValue", value);
+            }
+        }
         BuilderSpec::Unsupported { .. } => {}
     }
     out.list("platform", &artifact.platforms);

@@ -39,6 +39,8 @@ pub mod dependencies;
 pub mod docker;
 pub mod dockerfile;
 pub mod dockerignore;
+pub mod ko;
+pub mod oci;
 pub mod tag;
 
 pub use artifact::{ArtifactSpec, BuilderSpec};
@@ -164,6 +166,26 @@ pub enum BuildError {
         /// The artifact's image name.
         image: String,
         /// Why.
+        reason: String,
+    },
+    /// A registry request failed (pulling a base image, pushing an image).
+    #[error("registry {registry}: {action} failed: {reason}")]
+    Registry {
+        /// The registry host.
+        registry: String,
+        /// What skiff was doing.
+        action: String,
+        /// The HTTP status and the registry's words, or the connection error.
+        reason: String,
+    },
+    /// Loading the image into the local Docker engine failed.
+    #[error("loading {reference} into the Docker engine at {endpoint} failed: {reason}")]
+    Load {
+        /// The image reference.
+        reference: String,
+        /// The engine endpoint.
+        endpoint: String,
+        /// The engine's words.
         reason: String,
     },
     /// Reading or writing a file failed.

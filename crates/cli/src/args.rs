@@ -210,6 +210,11 @@ pub struct GlobalArgs {
         value_name = "BOOL"
     )]
     pub color: bool,
+
+    /// Build every Dockerfile with the Docker engine, also those without `RUN` that skiff
+    /// otherwise assembles itself
+    #[arg(long, global = true, env = "SKIFF_DOCKER_DAEMON_BUILD")]
+    pub docker_daemon_build: bool,
 }
 
 impl GlobalArgs {
@@ -387,13 +392,45 @@ pub struct DeployArgs {
     pub status_check: Option<bool>,
 }
 
-/// `--port-forward`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// One `--port-forward` mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortForwardArg {
     /// The configuration's `portForward` entries.
     User,
+    /// Every port of the Services deployed.
+    Services,
+    /// Every container port of the workloads deployed.
+    Pods,
     /// None.
     Off,
+}
+
+/// `--port-forward`'s value: a comma-separated list of `user`, `services`, `pods`, `off`;
+/// as with Skaffold, `true` (the flag alone) means `user,services` and `false` means `off`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortForwardModes(pub Vec<PortForwardArg>);
+
+fn parse_port_forward(value: &str) -> Result<PortForwardModes, String> {
+    let mut modes = Vec::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.to_ascii_lowercase().as_str() {
+            "user" => modes.push(PortForwardArg::User),
+            "services" => modes.push(PortForwardArg::Services),
+            "pods" => modes.push(PortForwardArg::Pods),
+            "true" | "1" => modes.extend([PortForwardArg::User, PortForwardArg::Services]),
+            "off" | "false" | "0" => modes.push(PortForwardArg::Off),
+            "debug" => {}
+            other => {
+                return Err(format!(
+                    "`{other}` is not a port-forward mode; use user, services, pods, off, true or false"
+                ));
+            }
+        }
+    }
+    if modes.contains(&PortForwardArg::Off) {
+        modes = vec![PortForwardArg::Off];
+    }
+    Ok(PortForwardModes(modes))
 }
 
 /// `--trigger`.
@@ -403,6 +440,8 @@ pub enum TriggerArg {
     Notify,
     /// Scan the watched trees every `--watch-poll-interval`.
     Polling,
+    /// Only when asked: Enter, or `POST /v2/execute` (changes accumulate meanwhile).
+    Manual,
 }
 
 /// Flags `run` and `dev` share.
@@ -424,17 +463,31 @@ pub struct LoopArgs {
     )]
     pub tail: Option<bool>,
 
-    /// Which ports to forward (default: off for `run`, user for `dev`).
+    /// Which ports to forward: user, services, pods, off, comma-separated; alone or `true`:
+    /// user,services (default: off for `run`, user for `dev`).
     #[arg(
         long,
         env = "SKAFFOLD_PORT_FORWARD",
-        value_enum,
+        value_parser = parse_port_forward,
         num_args = 0..=1,
-        default_missing_value = "user",
+        default_missing_value = "true",
         require_equals = true,
-        value_name = "MODE"
+        value_name = "MODES"
     )]
-    pub port_forward: Option<PortForwardArg>,
+    pub port_forward: Option<PortForwardModes>,
+
+    /// Write every event as one JSON object per line to FILE.
+    #[arg(long, env = "SKAFFOLD_EVENT_LOG", value_name = "FILE")]
+    pub event_log: Option<PathBuf>,
+
+    /// Serve the HTTP API (`/v2/events`, `/v2/state`, `POST /v2/execute`) on 127.0.0.1:PORT.
+    #[arg(long, env = "SKAFFOLD_RPC_HTTP_PORT", value_name = "PORT")]
+    pub rpc_http_port: Option<u16>,
+
+    /// Accepted for Skaffold compatibility and ignored: skiff serves no gRPC API (use
+    /// --rpc-http-port).
+    #[arg(long, env = "SKAFFOLD_RPC_PORT", value_name = "PORT")]
+    pub rpc_port: Option<u16>,
 
     /// Re-create objects whose immutable fields changed.
     #[arg(long, env = "SKAFFOLD_FORCE")]
@@ -491,6 +544,49 @@ pub struct DevArgs {
         value_name = "MS"
     )]
     pub watch_poll_interval: u64,
+
+    /// Rebuild on a change; when false, changes wait for Enter (with --trigger=manual) or
+    /// `POST /v2/execute`.
+    #[arg(
+        long,
+        env = "SKAFFOLD_AUTO_BUILD",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub auto_build: bool,
+
+    /// Sync files on a change; when false, they wait for a trigger.
+    #[arg(
+        long,
+        env = "SKAFFOLD_AUTO_SYNC",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub auto_sync: bool,
+
+    /// Redeploy on a change; when false, deploys wait for a trigger.
+    #[arg(
+        long,
+        env = "SKAFFOLD_AUTO_DEPLOY",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub auto_deploy: bool,
 }
 
 #[cfg(test)]
@@ -531,15 +627,56 @@ mod tests {
             panic!("not run");
         };
         assert_eq!(run.common.tail, Some(true));
-        assert_eq!(run.common.port_forward, Some(PortForwardArg::User));
+        assert_eq!(
+            run.common.port_forward,
+            Some(PortForwardModes(vec![
+                PortForwardArg::User,
+                PortForwardArg::Services
+            ]))
+        );
         let Command::Dev(dev) = parse(&["dev", "--port-forward=off", "--cleanup=false"]).command
         else {
             panic!("not dev");
         };
-        assert_eq!(dev.common.port_forward, Some(PortForwardArg::Off));
+        assert_eq!(
+            dev.common.port_forward,
+            Some(PortForwardModes(vec![PortForwardArg::Off]))
+        );
         assert_eq!(dev.common.tail, None);
         assert!(!dev.cleanup);
         assert_eq!(dev.trigger, TriggerArg::Notify);
+        assert!(dev.auto_build && dev.auto_sync && dev.auto_deploy);
+        let Command::Dev(dev) = parse(&[
+            "dev",
+            "--port-forward=services,pods",
+            "--trigger=manual",
+            "--auto-build=false",
+            "--auto-deploy=false",
+            "--event-log",
+            "e.jsonl",
+            "--rpc-http-port",
+            "50052",
+        ])
+        .command
+        else {
+            panic!("not dev");
+        };
+        assert_eq!(
+            dev.common.port_forward,
+            Some(PortForwardModes(vec![
+                PortForwardArg::Services,
+                PortForwardArg::Pods
+            ]))
+        );
+        assert_eq!(dev.trigger, TriggerArg::Manual);
+        assert!(!dev.auto_build && dev.auto_sync && !dev.auto_deploy);
+        assert_eq!(dev.common.event_log, Some(PathBuf::from("e.jsonl")));
+        assert_eq!(dev.common.rpc_http_port, Some(50052));
+        assert_eq!(
+            parse_port_forward("false"),
+            Ok(PortForwardModes(vec![PortForwardArg::Off]))
+        );
+        assert!(Cli::try_parse_from(["skiff", "dev", "--port-forward=everything"]).is_err());
     }
 
     #[test]

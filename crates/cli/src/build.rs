@@ -73,6 +73,7 @@ pub fn run(cli: &Cli, args: &BuildArgs, env: BTreeMap<String, String>) -> anyhow
             &options.env,
             kube_context_name.as_deref(),
         ),
+        docker_daemon_build: cli.global.docker_daemon_build,
         env: options.env,
     };
     let reporter = ConsoleReporter::new(args.quiet, show_warnings);

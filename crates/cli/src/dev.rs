@@ -1,5 +1,5 @@
-//! `skiff run` and `skiff dev`: wire the runner's [`DevLoop`] to the console, Ctrl-C and (for
-//! `dev`) a filesystem watcher.
+//! `skiff run` and `skiff dev`: wire the runner's [`DevLoop`] to the console, the event log and
+//! HTTP API, Ctrl-C/SIGTERM and (for `dev`) a filesystem watcher.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -7,16 +7,39 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_runner::dev::{DevLoop, DevOptions, PortForwardMode};
-use skiff_types::event::Reporter;
-use skiff_watch::{IgnoreRules, NotifyWatcher, Trigger, WatchOptions};
+use skiff_types::event::{Event, Level, Reporter};
+use skiff_watch::{NotifyWatcher, Trigger, WatchOptions};
 
-use crate::args::{Cli, DevArgs, LoopArgs, PortForwardArg, RunArgs, TriggerArg};
+use crate::args::{Cli, DevArgs, LoopArgs, PortForwardArg, PortForwardModes, RunArgs, TriggerArg};
 use crate::console::ConsoleReporter;
+use crate::control::{Api, enter_triggers, serve};
+use crate::events::{EventHub, FanOut};
 use crate::render::{prepare, runtime};
 
 struct Prepared {
     loop_: DevLoop,
     reporter: Arc<dyn Reporter>,
+    /// Set when events go to a log file or the HTTP API.
+    hub: Option<Arc<EventHub>>,
+}
+
+/// What `dev` adds to `run`'s options.
+struct DevExtras {
+    cleanup: bool,
+    auto: [bool; 3],
+}
+
+fn port_forward_modes(modes: &PortForwardModes) -> Vec<PortForwardMode> {
+    modes
+        .0
+        .iter()
+        .map(|mode| match mode {
+            PortForwardArg::User => PortForwardMode::User,
+            PortForwardArg::Services => PortForwardMode::Services,
+            PortForwardArg::Pods => PortForwardMode::Pods,
+            PortForwardArg::Off => PortForwardMode::Off,
+        })
+        .collect()
 }
 
 fn prepare_loop(
@@ -24,7 +47,7 @@ fn prepare_loop(
     args: &LoopArgs,
     env: BTreeMap<String, String>,
     defaults: (bool, PortForwardArg),
-    cleanup: bool,
+    extras: DevExtras,
 ) -> anyhow::Result<Prepared> {
     let prepared = prepare(cli, &args.source, false, env.clone())?;
     let mut deploy = crate::deploy::run_options(
@@ -36,31 +59,81 @@ fn prepare_loop(
     );
     deploy.force = args.force;
     deploy.status_check = args.status_check;
-    let port_forward = match args.port_forward.unwrap_or(defaults.1) {
-        PortForwardArg::User => PortForwardMode::User,
-        PortForwardArg::Off => PortForwardMode::Off,
-    };
+    let port_forward = port_forward_modes(
+        &args
+            .port_forward
+            .clone()
+            .unwrap_or_else(|| PortForwardModes(vec![defaults.1])),
+    );
     let reload = cli
         .global
         .load_options(cli.command.name(), env, prepared.cwd.clone());
+    let [auto_build, auto_sync, auto_deploy] = extras.auto;
     let options = DevOptions {
         render: prepared.options,
         deploy,
         port_forward,
         tail: args.tail.unwrap_or(defaults.0),
-        cleanup,
+        cleanup: extras.cleanup,
         reload: Some(reload),
+        auto_build,
+        auto_sync,
+        auto_deploy,
     };
-    let reporter: Arc<dyn Reporter> = Arc::new(ConsoleReporter::new(false, true));
+    let console: Arc<dyn Reporter> = Arc::new(ConsoleReporter::new(false, true));
+    let hub = if args.event_log.is_some() || args.rpc_http_port.is_some() {
+        let log = args.event_log.as_ref().map(|path| prepared.cwd.join(path));
+        Some(Arc::new(EventHub::new(
+            log.as_deref(),
+            args.rpc_http_port.is_some(),
+        )?))
+    } else {
+        None
+    };
+    let reporter: Arc<dyn Reporter> = match &hub {
+        Some(hub) => Arc::new(FanOut(vec![console, Arc::clone(hub) as Arc<dyn Reporter>])),
+        None => console,
+    };
+    if args.rpc_port.is_some() {
+        reporter.report(Event::Message {
+            source: "cli",
+            level: Level::Warning,
+            text: "--rpc-port is ignored: skiff serves no gRPC API; use --rpc-http-port for the HTTP API".into(),
+        });
+    }
     let loop_ = DevLoop::new(&prepared.loaded.configs, options, Arc::clone(&reporter))?;
-    Ok(Prepared { loop_, reporter })
+    Ok(Prepared {
+        loop_,
+        reporter,
+        hub,
+    })
 }
 
-/// Completes at the first Ctrl-C (saying `message`); a second one exits at once.
+/// Start the HTTP API when asked for; says where it listens.
+async fn start_api(args: &LoopArgs, prepared: &Prepared, dev: bool) -> anyhow::Result<()> {
+    let (Some(port), Some(hub)) = (args.rpc_http_port, &prepared.hub) else {
+        return Ok(());
+    };
+    let api = Api {
+        hub: Arc::clone(hub),
+        control: dev.then(|| prepared.loop_.control()),
+    };
+    let address = serve(port, api).await?;
+    prepared.reporter.report(Event::Message {
+        source: "cli",
+        level: Level::Info,
+        text: format!(
+            "Serving the HTTP API on http://{address} (/v2/events, /v2/state, /v2/execute)"
+        ),
+    });
+    Ok(())
+}
+
+/// Completes at the first Ctrl-C or SIGTERM (saying `message`); a second one exits at once.
 fn ctrl_c(message: &'static str) -> impl std::future::Future<Output = ()> + Send {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
+        if !interrupted().await {
             // No signal handling: never shut down by signal (the sender stays alive).
             std::future::pending::<()>().await;
         }
@@ -69,7 +142,7 @@ fn ctrl_c(message: &'static str) -> impl std::future::Future<Output = ()> + Send
             "{message} (press Ctrl-C again to exit at once)"
         );
         let _ = tx.send(());
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if interrupted().await {
             std::process::exit(130);
         }
     });
@@ -78,9 +151,41 @@ fn ctrl_c(message: &'static str) -> impl std::future::Future<Output = ()> + Send
     }
 }
 
+/// Waits for Ctrl-C (SIGINT) or SIGTERM; `false` when signals cannot be received.
+async fn interrupted() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+            return tokio::signal::ctrl_c().await.is_ok();
+        };
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.is_ok(),
+            received = terminate.recv() => received.is_some(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
+    }
+}
+
 pub fn run(cli: &Cli, args: &RunArgs, env: BTreeMap<String, String>) -> anyhow::Result<()> {
-    let prepared = prepare_loop(cli, &args.common, env, (false, PortForwardArg::Off), false)?;
-    runtime()?.block_on(async move { prepared.loop_.run(ctrl_c("Stopping…")).await })?;
+    let prepared = prepare_loop(
+        cli,
+        &args.common,
+        env,
+        (false, PortForwardArg::Off),
+        DevExtras {
+            cleanup: false,
+            auto: [true; 3],
+        },
+    )?;
+    runtime()?.block_on(async move {
+        start_api(&args.common, &prepared, false).await?;
+        prepared.loop_.run(ctrl_c("Stopping…")).await?;
+        anyhow::Ok(())
+    })?;
     Ok(())
 }
 
@@ -90,22 +195,36 @@ pub fn dev(cli: &Cli, args: &DevArgs, env: BTreeMap<String, String>) -> anyhow::
         &args.common,
         env,
         (true, PortForwardArg::User),
-        args.cleanup,
+        DevExtras {
+            cleanup: args.cleanup,
+            auto: [args.auto_build, args.auto_sync, args.auto_deploy],
+        },
     )?;
     let trigger = match args.trigger {
         TriggerArg::Notify => Trigger::Notify,
         TriggerArg::Polling => Trigger::Polling(Duration::from_millis(args.watch_poll_interval)),
+        TriggerArg::Manual => Trigger::Manual,
     };
     runtime()?.block_on(async move {
+        start_api(&args.common, &prepared, true).await?;
         let watcher = NotifyWatcher::new(
             WatchOptions {
                 roots: prepared.loop_.watch_roots(),
                 trigger,
-                ignore: IgnoreRules::default(),
+                ignore: prepared.loop_.watch_ignore(),
                 ..WatchOptions::default()
             },
             Arc::clone(&prepared.reporter),
         )?;
+        let manual = trigger == Trigger::Manual || !args.auto_build || !args.auto_deploy;
+        if manual {
+            enter_triggers(prepared.loop_.control());
+            prepared.reporter.report(Event::Message {
+                source: "cli",
+                level: Level::Info,
+                text: "Press Enter to run an iteration with the changes so far".into(),
+            });
+        }
         let message = if args.cleanup {
             "Cleaning up…"
         } else {

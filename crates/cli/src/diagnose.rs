@@ -12,6 +12,8 @@ pub struct RenderOptions {
     pub namespace: Option<String>,
     /// `-d/--default-repo`, shown in the summary.
     pub default_repo: Option<String>,
+    /// `--docker-daemon-build`: shown in each artifact's builder line.
+    pub docker_daemon_build: bool,
 }
 
 /// The whole output of `skiff diagnose`.
@@ -28,7 +30,8 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<String, serde_
             if index > 0 {
                 out.push('\n');
             }
-            for line in summary(index + 1, total, config, options) {
+            let sync = crate::diagnose_sync::lines(&loaded.configs, config);
+            for line in summary(index + 1, total, config, options).into_iter().chain(sync) {
                 out.push_str(&line);
                 out.push('\n');
             }
@@ -73,12 +76,20 @@ fn summary(
     if artifacts.is_empty() {
         lines.push("  artifacts: none".to_owned());
     }
+    let builders = if artifacts.is_empty() {
+        Default::default()
+    } else {
+        crate::diagnose_builder::builder_lines(config, options.docker_daemon_build)
+    };
     for artifact in artifacts {
         lines.push(format!(
             "  artifact {}: {}",
             artifact.image,
             describe_artifact(artifact)
         ));
+        if let Some(builder) = builders.get(&artifact.image) {
+            lines.push(format!("    builder: {builder}"));
+        }
         if let Some(sync) = &artifact.sync {
             lines.extend(
                 sync_lines(sync)
@@ -283,6 +294,7 @@ deploy:
 Configuration 1 of 1: go-webapp (/p/skaffold.yaml)
   profiles: none active
   artifact localhost:5000/go-webapp: docker, context ., dockerfile Dockerfile
+    builder: docker (no Dockerfile at /p/Dockerfile)
     sync: internal/**/*.go → /app (strip internal/)
     sync: infer **/*.html
     sync: auto

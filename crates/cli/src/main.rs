@@ -9,9 +9,13 @@
 mod args;
 mod build;
 mod console;
+mod control;
 mod deploy;
 mod dev;
 mod diagnose;
+mod diagnose_builder;
+mod diagnose_sync;
+mod events;
 mod render;
 mod report;
 
@@ -68,6 +72,7 @@ fn run(cli: &Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
                     yaml_only: args.yaml_only,
                     namespace: cli.global.namespace.clone(),
                     default_repo: cli.global.default_repo.clone(),
+                    docker_daemon_build: cli.global.docker_daemon_build,
                 },
             )
             .context("cannot write the configuration as YAML")?;

@@ -263,6 +263,7 @@ pub(crate) fn prepare(
             docker_host: env.get("DOCKER_HOST").filter(|v| !v.is_empty()).cloned(),
             docker_config: docker_config(&env),
             kube_context,
+            docker_daemon_build: cli.global.docker_daemon_build,
             env: load.env.clone(),
         },
         run_id: Some(source.run_id.clone().unwrap_or_else(random_run_id)),

@@ -12,6 +12,7 @@ use skiff_build::credentials::DockerConfig;
 use skiff_build::custom::{CustomBuilder, ImageLookup};
 use skiff_build::docker::{DockerBuilder, DockerEngine};
 use skiff_build::dockerignore::DockerIgnore;
+use skiff_build::oci::DaemonlessBuilder;
 use skiff_build::tag::{self, TagInputs, TagPolicy};
 use skiff_build::{ArtifactSpec, BuildError, BuildRequest, Builder, BuilderSpec, dependencies};
 use skiff_config::kubeconfig::KubeContext;
@@ -46,12 +47,89 @@ pub struct BuildOptions {
     pub docker_config: Option<PathBuf>,
     /// The target cluster, when known: a local one shares the engine, so nothing is pushed.
     pub kube_context: Option<KubeContext>,
+    /// `--docker-daemon-build`: build every Dockerfile with the Docker engine, even those
+    /// skiff could assemble itself (no `RUN`).
+    pub docker_daemon_build: bool,
+}
+
+/// Which builder builds an artifact, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuilderChoice {
+    /// `daemonless`, `docker`, `ko`, `custom`, `plugged-in`, or the unsupported kind.
+    pub builder: String,
+    /// Why, in words (`Dockerfile has no RUN`, `RUN at Dockerfile:4`, `--docker-daemon-build`).
+    pub reason: String,
+}
+
+impl BuilderChoice {
+    /// Whether skiff assembles the image itself (no Docker build).
+    pub fn is_daemonless(&self) -> bool {
+        self.builder == "daemonless" || self.builder == "ko"
+    }
+}
+
+impl std::fmt::Display for BuilderChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.builder, self.reason)
+    }
+}
+
+/// The builder that builds `artifact`: `ko` artifacts are built with `go build` and assembled
+/// by skiff; Docker artifacts whose Dockerfile (target stage and the stages it needs) has no
+/// `RUN` are assembled by skiff ("daemonless") unless `docker_daemon_build`
+/// (`--docker-daemon-build`) or the artifact's own opt-out (`build.local.useDockerCLI`) asks
+/// for the Docker engine.
+pub fn builder_choice(artifact: &ArtifactSpec, docker_daemon_build: bool) -> BuilderChoice {
+    let choice = |builder: &str, reason: String| BuilderChoice {
+        builder: builder.to_owned(),
+        reason,
+    };
+    match &artifact.builder {
+        BuilderSpec::Docker(docker) => {
+            if docker_daemon_build {
+                return choice("docker", "--docker-daemon-build".into());
+            }
+            if docker.daemon_build {
+                return choice("docker", "build.local.useDockerCLI is set".into());
+            }
+            let args: BTreeMap<String, Option<String>> = artifact
+                .requires
+                .iter()
+                .filter_map(|r| Some((r.alias.clone()?, Some(r.image.clone()))))
+                .chain(
+                    docker
+                        .build_args
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_ref().map(|t| t.source().to_owned()))),
+                )
+                .collect();
+            match skiff_build::oci::builder::daemonless_check(&artifact.context, docker, &args) {
+                Ok(()) => choice("daemonless", "Dockerfile has no RUN".into()),
+                Err(reason) => choice("docker", reason),
+            }
+        }
+        BuilderSpec::Ko(_) => choice("ko", "go build, image assembled by skiff".into()),
+        BuilderSpec::Custom(_) => choice("custom", "buildCommand".into()),
+        other => choice(other.kind(), "not supported by skiff".into()),
+    }
 }
 
 /// Runs builds; holds the builders to use, including any plugged in by an embedder.
 #[derive(Default)]
 pub struct BuildStage {
     builders: BTreeMap<String, Arc<dyn Builder>>,
+    /// The daemonless builder, kept between runs (it caches base images and knows which
+    /// layers the engine already holds), with the settings it was made for.
+    daemonless: Mutex<Option<(DaemonlessKey, Arc<DaemonlessBuilder>)>>,
+}
+
+/// What a daemonless builder was made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DaemonlessKey {
+    docker_host: Option<String>,
+    docker_config: Option<PathBuf>,
+    insecure_registries: Vec<String>,
+    engine: bool,
 }
 
 impl std::fmt::Debug for BuildStage {
@@ -116,6 +194,35 @@ impl BuildStage {
         }))
     }
 
+    /// The daemonless builder for these settings, reused while they stay the same.
+    fn daemonless_builder(
+        &self,
+        engine: Option<Arc<DockerEngine>>,
+        docker_config: Option<Arc<DockerConfig>>,
+        options: &BuildOptions,
+        insecure_registries: &[String],
+    ) -> Result<Arc<DaemonlessBuilder>, RunnerError> {
+        let key = DaemonlessKey {
+            docker_host: options.docker_host.clone(),
+            docker_config: options.docker_config.clone(),
+            insecure_registries: insecure_registries.to_vec(),
+            engine: engine.is_some(),
+        };
+        let mut slot = self.daemonless.lock().map_err(|_| poisoned())?;
+        if let Some((existing, builder)) = slot.as_ref() {
+            if *existing == key {
+                return Ok(Arc::clone(builder));
+            }
+        }
+        let builder = Arc::new(DaemonlessBuilder::new(
+            engine,
+            insecure_registries,
+            docker_config,
+        )?);
+        *slot = Some((key, Arc::clone(&builder)));
+        Ok(builder)
+    }
+
     /// Build every artifact of `settings` (or those `options.only` selects).
     pub async fn build(
         &self,
@@ -139,18 +246,37 @@ impl BuildStage {
                 None => false,
             },
         };
-        let needs_engine = artifacts.iter().any(|a| {
-            !self.builders.contains_key(&a.image) && matches!(a.builder, BuilderSpec::Docker(_))
-        }) || push;
+        let choices: BTreeMap<String, BuilderChoice> = artifacts
+            .iter()
+            .filter(|a| !self.builders.contains_key(&a.image))
+            .map(|a| {
+                (
+                    a.image.clone(),
+                    builder_choice(a, options.docker_daemon_build),
+                )
+            })
+            .collect();
+        // Docker builds need the engine; so does loading a daemonless image when not pushing.
+        let daemonless = |a: &ArtifactSpec| {
+            choices
+                .get(&a.image)
+                .is_some_and(BuilderChoice::is_daemonless)
+        };
+        let needs_engine = choices.values().any(|c| c.builder == "docker")
+            || (!push && artifacts.iter().any(daemonless))
+            || (push && artifacts.iter().any(|a| !daemonless(a)));
+        let wants_engine = needs_engine || choices.values().any(|c| c.is_daemonless());
         let engine = if needs_engine {
             Some(Arc::new(
                 DockerEngine::connect(options.docker_host.as_deref()).await?,
             ))
-        } else if artifacts
-            .iter()
-            .any(|a| matches!(a.builder, BuilderSpec::Custom(_)))
+        } else if wants_engine
+            || artifacts
+                .iter()
+                .any(|a| matches!(a.builder, BuilderSpec::Custom(_)))
         {
-            // The custom builder only uses the engine to check the image exists afterwards.
+            // The custom builder only uses the engine to check the image exists afterwards;
+            // daemonless pushes use it for local base images and the cache when it is there.
             DockerEngine::connect(options.docker_host.as_deref())
                 .await
                 .ok()
@@ -172,10 +298,22 @@ impl BuildStage {
             }
             _ => None,
         };
+        let daemonless = if choices.values().any(BuilderChoice::is_daemonless) {
+            Some(self.daemonless_builder(
+                engine.clone(),
+                docker_config.clone(),
+                options,
+                &settings.insecure_registries,
+            )?)
+        } else {
+            None
+        };
         let shared = Shared {
             options,
             push,
             engine,
+            daemonless,
+            choices,
             docker_config,
             cache: Mutex::new(cache),
             keys: Mutex::new(BTreeMap::new()),
@@ -253,6 +391,8 @@ struct Shared<'a> {
     options: &'a BuildOptions,
     push: bool,
     engine: Option<Arc<DockerEngine>>,
+    daemonless: Option<Arc<DaemonlessBuilder>>,
+    choices: BTreeMap<String, BuilderChoice>,
     docker_config: Option<Arc<DockerConfig>>,
     cache: Mutex<Option<ArtifactCache>>,
     keys: Mutex<BTreeMap<String, String>>,
@@ -264,6 +404,19 @@ impl Shared<'_> {
     fn builder_for(&self, artifact: &ArtifactSpec) -> Result<Arc<dyn Builder>, RunnerError> {
         if let Some(builder) = self.builders.get(&artifact.image) {
             return Ok(Arc::clone(builder));
+        }
+        let daemonless = self
+            .choices
+            .get(&artifact.image)
+            .is_some_and(BuilderChoice::is_daemonless);
+        if daemonless {
+            let builder = self
+                .daemonless
+                .clone()
+                .ok_or_else(|| RunnerError::Settings {
+                    message: "internal error: the daemonless builder was not set up".into(),
+                })?;
+            return Ok(builder);
         }
         match &artifact.builder {
             BuilderSpec::Docker(_) => {
@@ -370,9 +523,13 @@ impl Shared<'_> {
             }
         }
 
+        let builder_name = match self.choices.get(&image) {
+            Some(choice) if choice.builder == "daemonless" => "daemonless".to_owned(),
+            _ => artifact.builder.kind().to_owned(),
+        };
         reporter.report(Event::BuildStarted {
             image: image.clone(),
-            builder: artifact.builder.kind().to_owned(),
+            builder: builder_name,
         });
         let request = BuildRequest {
             artifact,
@@ -566,6 +723,15 @@ pub(crate) async fn dependency_files(
             )
             .await?
         }
+        BuilderSpec::Ko(ko) => {
+            let deps = skiff_build::artifact::CustomDependencies {
+                paths: ko.dependency_paths.clone(),
+                ignore: ko.dependency_ignore.clone(),
+                ..Default::default()
+            };
+            dependencies::custom_dependencies(&artifact.image, &artifact.context, &deps, env)
+                .await?
+        }
         _ => return Ok(None),
     };
     Ok(Some(dependencies.files.into_iter().collect()))
@@ -580,5 +746,68 @@ fn malformed(reference: &str, error: skiff_types::image::ImageRefError) -> Runne
 fn poisoned() -> RunnerError {
     RunnerError::Settings {
         message: "internal error: a build task panicked".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use skiff_build::artifact::{DockerSpec, KoSpec};
+
+    fn docker(dir: &Path, dockerfile: &str, spec: DockerSpec) -> ArtifactSpec {
+        std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+        ArtifactSpec {
+            image: "app".into(),
+            context: dir.to_path_buf(),
+            builder: BuilderSpec::Docker(DockerSpec {
+                dockerfile: "Dockerfile".into(),
+                ..spec
+            }),
+            requires: vec![],
+            platforms: vec![],
+        }
+    }
+
+    #[test]
+    fn dockerfiles_without_run_are_daemonless_unless_opted_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = docker(
+            dir.path(),
+            "FROM scratch\nCOPY a /a\nCMD [\"/a\"]\n",
+            DockerSpec::default(),
+        );
+        let choice = builder_choice(&plain, false);
+        assert!(choice.is_daemonless());
+        assert_eq!(choice.to_string(), "daemonless (Dockerfile has no RUN)");
+        assert_eq!(
+            builder_choice(&plain, true).to_string(),
+            "docker (--docker-daemon-build)"
+        );
+        let opted_out = docker(
+            dir.path(),
+            "FROM scratch\nCOPY a /a\n",
+            DockerSpec {
+                daemon_build: true,
+                ..DockerSpec::default()
+            },
+        );
+        assert_eq!(
+            builder_choice(&opted_out, false).to_string(),
+            "docker (build.local.useDockerCLI is set)"
+        );
+        let runs = docker(
+            dir.path(),
+            "FROM scratch\nCOPY a /a\n\n\nRUN [\"/a\"]\n",
+            DockerSpec::default(),
+        );
+        let choice = builder_choice(&runs, false);
+        assert!(!choice.is_daemonless());
+        assert_eq!(choice.to_string(), "docker (RUN at Dockerfile:5)");
+        let ko = ArtifactSpec {
+            builder: BuilderSpec::Ko(KoSpec::default()),
+            ..plain
+        };
+        assert_eq!(builder_choice(&ko, true).builder, "ko");
     }
 }

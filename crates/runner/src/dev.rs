@@ -14,11 +14,18 @@
 //! no longer loads is reported and the old one keeps running); anything else is ignored. A
 //! failed iteration is reported and the loop goes on watching. Each iteration ends with one
 //! [`Event::IterationFinished`].
+//!
+//! Changes accumulate until a phase may run: with [`DevOptions::auto_build`] (or `auto_deploy`)
+//! off, or with a watcher that hands changes over only when asked ([`Trigger::Manual`]
+//! (skiff_watch::Trigger::Manual)), the loop waits for [`DevControl::execute`]; an iteration
+//! then covers everything changed since the last one. [`DevLoop::control`] hands out the
+//! control handle before the loop starts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -33,7 +40,9 @@ use skiff_render::{HelmChart, Source};
 use skiff_types::change::ChangeSet;
 use skiff_types::event::{Event, Level, Reporter};
 use skiff_types::image::BuiltImage;
-use skiff_watch::Watcher;
+use skiff_types::manifest::Manifest;
+use skiff_watch::{IgnoreRules, Watcher};
+use tokio::sync::mpsc;
 
 use crate::RunnerError;
 use crate::build::{BuildOptions, BuildStage};
@@ -43,14 +52,136 @@ use crate::settings::{BuildSettings, build_settings};
 
 const SOURCE: &str = "dev";
 
-/// Which ports to forward (`--port-forward`).
+/// Which ports to forward (`--port-forward`, a list of modes as with Skaffold).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PortForwardMode {
     /// The configuration's `portForward` entries.
     #[default]
     User,
-    /// None.
+    /// Every port of every Service the run deploys.
+    Services,
+    /// Every container port of the run's workloads (Pods, Deployments, StatefulSets,
+    /// DaemonSets, ReplicaSets), forwarded through the workload so that a new pod after a
+    /// redeploy is picked up.
+    Pods,
+    /// None (the same as an empty list).
     Off,
+}
+
+/// A phase the loop runs on its own unless its auto switch is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Rebuilding artifacts (`--auto-build`).
+    Build,
+    /// Syncing files into running containers (`--auto-sync`).
+    Sync,
+    /// Rendering and deploying (`--auto-deploy`).
+    Deploy,
+}
+
+/// Phases to run now (Skaffold's `POST /v2/execute` body; Enter with `--trigger=manual`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecuteRequest {
+    /// Rebuild what the accumulated changes affect.
+    pub build: bool,
+    /// Sync what the accumulated changes allow.
+    pub sync: bool,
+    /// Render and deploy.
+    pub deploy: bool,
+}
+
+impl ExecuteRequest {
+    /// Every phase.
+    pub fn all() -> ExecuteRequest {
+        ExecuteRequest {
+            build: true,
+            sync: true,
+            deploy: true,
+        }
+    }
+
+    fn merge(&mut self, other: ExecuteRequest) {
+        self.build |= other.build;
+        self.sync |= other.sync;
+        self.deploy |= other.deploy;
+    }
+
+    fn wants(&self, phase: Phase) -> bool {
+        match phase {
+            Phase::Build => self.build,
+            Phase::Sync => self.sync,
+            Phase::Deploy => self.deploy,
+        }
+    }
+}
+
+/// What a [`DevControl`] tells the loop.
+#[derive(Debug, Clone, Copy)]
+enum ControlMessage {
+    Execute(ExecuteRequest),
+    AutoChanged,
+}
+
+/// Controls a running [`DevLoop::dev`] from elsewhere (an HTTP API, a key press, an IDE):
+/// trigger phases, switch automatic phases on and off. Cheap to clone; usable from any thread.
+/// Calls made after the loop stopped have no effect.
+#[derive(Debug, Clone)]
+pub struct DevControl {
+    shared: Arc<ControlShared>,
+}
+
+#[derive(Debug)]
+struct ControlShared {
+    auto_build: AtomicBool,
+    auto_sync: AtomicBool,
+    auto_deploy: AtomicBool,
+    sender: mpsc::UnboundedSender<ControlMessage>,
+}
+
+impl DevControl {
+    fn new(options: &DevOptions) -> (DevControl, mpsc::UnboundedReceiver<ControlMessage>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let shared = ControlShared {
+            auto_build: AtomicBool::new(options.auto_build),
+            auto_sync: AtomicBool::new(options.auto_sync),
+            auto_deploy: AtomicBool::new(options.auto_deploy),
+            sender,
+        };
+        (
+            DevControl {
+                shared: Arc::new(shared),
+            },
+            receiver,
+        )
+    }
+
+    /// Run the requested phases over everything changed since the last iteration (with a
+    /// [`Trigger::Manual`](skiff_watch::Trigger::Manual) watcher: ask it for its changes first).
+    /// Nothing happens when nothing changed.
+    pub fn execute(&self, request: ExecuteRequest) {
+        // The receiver is gone only when the loop has stopped: nothing to trigger then.
+        let _ = self.shared.sender.send(ControlMessage::Execute(request));
+    }
+
+    /// Switch the automatic run of `phase` on or off. Turned on, changes already waiting for
+    /// that phase run at once.
+    pub fn set_auto(&self, phase: Phase, enabled: bool) {
+        self.flag(phase).store(enabled, Ordering::SeqCst);
+        let _ = self.shared.sender.send(ControlMessage::AutoChanged);
+    }
+
+    /// Whether `phase` runs on its own when a change calls for it.
+    pub fn auto(&self, phase: Phase) -> bool {
+        self.flag(phase).load(Ordering::SeqCst)
+    }
+
+    fn flag(&self, phase: Phase) -> &AtomicBool {
+        match phase {
+            Phase::Build => &self.shared.auto_build,
+            Phase::Sync => &self.shared.auto_sync,
+            Phase::Deploy => &self.shared.auto_deploy,
+        }
+    }
 }
 
 /// How a run or dev loop behaves; the CLI fills it from flags and the environment.
@@ -60,8 +191,8 @@ pub struct DevOptions {
     pub render: RenderRunOptions,
     /// Deploy options; its `run_id` is taken from `render.run_id`.
     pub deploy: DeployRunOptions,
-    /// `--port-forward`.
-    pub port_forward: PortForwardMode,
+    /// `--port-forward`: the modes in force (empty, or only [`PortForwardMode::Off`]: none).
+    pub port_forward: Vec<PortForwardMode>,
     /// `--tail`: follow the logs of what was deployed.
     pub tail: bool,
     /// `--cleanup`: remove what the run deployed when the dev loop stops.
@@ -69,6 +200,19 @@ pub struct DevOptions {
     /// Where the configuration comes from, to reload it when one of its files changes;
     /// `None`: configuration changes are reported and ignored.
     pub reload: Option<skiff_config::LoadOptions>,
+    /// `--auto-build`: rebuild on a change without waiting for [`DevControl::execute`].
+    pub auto_build: bool,
+    /// `--auto-sync`: sync on a change without waiting for [`DevControl::execute`].
+    pub auto_sync: bool,
+    /// `--auto-deploy`: redeploy on a change without waiting for [`DevControl::execute`].
+    pub auto_deploy: bool,
+}
+
+impl DevOptions {
+    /// Whether ports of `mode` are forwarded.
+    pub fn forwards(&self, mode: PortForwardMode) -> bool {
+        mode != PortForwardMode::Off && self.port_forward.contains(&mode)
+    }
 }
 
 /// The stages' settings of one loaded configuration.
@@ -85,7 +229,7 @@ struct Pipeline {
 impl Pipeline {
     fn new(configs: &[EffectiveConfig], options: &DevOptions) -> Result<Pipeline, RunnerError> {
         let mut deploy = deploy_settings(configs);
-        if options.port_forward == PortForwardMode::Off {
+        if !options.forwards(PortForwardMode::User) {
             deploy.docker_ports.clear();
         }
         let render = render_settings(configs)?;
@@ -183,8 +327,33 @@ struct State {
     /// Artifact image → its dependency files (`None`: its whole context).
     dependencies: BTreeMap<String, Option<BTreeSet<PathBuf>>>,
     forwards: Vec<ForwardHandle>,
+    /// What `forwards` forward to (`namespace/kind/name:port`), started or failed.
+    forwarded: BTreeSet<String>,
+    /// The manifests of the last successful deploy.
+    manifests: Vec<Manifest>,
     kube_logs: Option<skiff_deploy::kubernetes::logs::LogHandle>,
     docker_logs: Option<skiff_deploy::docker::LogHandle>,
+}
+
+/// Work the accumulated changes call for that has not run yet.
+#[derive(Debug, Default)]
+struct Owed {
+    /// Artifacts to rebuild.
+    rebuild: BTreeSet<String>,
+    /// Render and deploy.
+    redeploy: bool,
+    /// The changed paths that call for it, for the iteration's trigger.
+    paths: Vec<PathBuf>,
+}
+
+impl Owed {
+    fn add_paths(&mut self, paths: Vec<PathBuf>) {
+        for path in paths {
+            if !self.paths.contains(&path) {
+                self.paths.push(path);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for State {
@@ -203,6 +372,8 @@ pub struct DevLoop {
     build: BuildStage,
     render: RenderStage,
     reporter: Arc<dyn Reporter>,
+    control: DevControl,
+    control_rx: Option<mpsc::UnboundedReceiver<ControlMessage>>,
 }
 
 impl std::fmt::Debug for DevLoop {
@@ -224,6 +395,8 @@ struct Done {
     applied: usize,
     apply: Duration,
     status: Option<Duration>,
+    /// The deploy was left for a trigger (`--auto-deploy=false`).
+    deploy_waits: bool,
 }
 
 fn secs(d: Duration) -> String {
@@ -270,13 +443,21 @@ impl DevLoop {
                 message: "the dev loop needs a run id".into(),
             })?;
         options.deploy.run_id = run_id;
+        let (control, control_rx) = DevControl::new(&options);
         Ok(DevLoop {
             pipeline: Pipeline::new(configs, &options)?,
             options,
             build: BuildStage::new(),
             render: RenderStage::new(),
             reporter,
+            control,
+            control_rx: Some(control_rx),
         })
+    }
+
+    /// A handle to trigger phases and switch the automatic ones while [`DevLoop::dev`] runs.
+    pub fn control(&self) -> DevControl {
+        self.control.clone()
     }
 
     /// Builds with `build` (e.g. one with a plugged-in builder) instead of skiff's own.
@@ -306,6 +487,76 @@ impl DevLoop {
         roots.into_iter().collect()
     }
 
+    /// What a watcher should ignore: for a path under Docker artifacts' contexts, what every
+    /// one of those artifacts' `.dockerignore` excludes (the Dockerfile and the ignore file
+    /// themselves always count). Configuration files and manifest sources are never ignored.
+    pub fn watch_ignore(&self) -> IgnoreRules {
+        let mut contexts = Vec::new();
+        for artifact in &self.pipeline.build.artifacts {
+            let ignore = match &artifact.builder {
+                skiff_build::BuilderSpec::Docker(docker) => {
+                    let dockerfile = artifact.context.join(&docker.dockerfile);
+                    match skiff_build::dockerignore::DockerIgnore::for_artifact(
+                        &artifact.context,
+                        &dockerfile,
+                    ) {
+                        Ok(ignore) if !ignore.is_empty() => {
+                            let always: Vec<PathBuf> = ignore
+                                .source()
+                                .map(Path::to_path_buf)
+                                .into_iter()
+                                .chain(std::iter::once(dockerfile))
+                                .collect();
+                            Some((ignore, always))
+                        }
+                        Ok(_) => None,
+                        Err(error) => {
+                            self.report(
+                                Level::Warning,
+                                format!("watching all of {}: {error}", artifact.context.display()),
+                            );
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            contexts.push((artifact.context.clone(), ignore));
+        }
+        if contexts.iter().all(|(_, ignore)| ignore.is_none()) {
+            return IgnoreRules::default();
+        }
+        let config_files = self.pipeline.config_files.clone();
+        let manifests = self.pipeline.manifests.clone();
+        let exclude = move |path: &Path| {
+            if config_files.contains(path) || manifests.matches(path) {
+                return false;
+            }
+            let mut under_any = false;
+            for (context, ignore) in &contexts {
+                let Ok(relative) = path.strip_prefix(context) else {
+                    continue;
+                };
+                under_any = true;
+                let Some((ignore, always)) = ignore else {
+                    return false;
+                };
+                let relative = relative.to_string_lossy().replace('\\', "/");
+                if relative.is_empty()
+                    || always.iter().any(|a| a == path)
+                    || !ignore.is_excluded(&relative)
+                {
+                    return false;
+                }
+            }
+            under_any
+        };
+        IgnoreRules {
+            exclude: vec![Arc::new(exclude)],
+            extra_dirs: Vec::new(),
+        }
+    }
+
     fn report(&self, level: Level, text: String) {
         self.reporter.report(Event::Message {
             source: SOURCE,
@@ -321,14 +572,14 @@ impl DevLoop {
         let mut shutdown = Box::pin(shutdown);
         let mut state = self.connect().await?;
         let result = tokio::select! {
-            result = self.iteration(&mut state, "run".to_owned(), None) => result,
+            result = self.iteration(&mut state, "run".to_owned(), None, true) => result,
             () = &mut shutdown => return Ok(()),
         };
         result?;
         if !state.forwards.is_empty()
             || state.kube_logs.is_some()
             || state.docker_logs.is_some()
-            || (self.options.port_forward == PortForwardMode::User
+            || (self.options.forwards(PortForwardMode::User)
                 && !self.pipeline.deploy.docker_ports.is_empty())
         {
             shutdown.await;
@@ -339,65 +590,142 @@ impl DevLoop {
 
     /// `skiff dev`: a first iteration, then one per change `watcher` reports, until
     /// `shutdown` completes; then stops forwards and logs and (with `cleanup`) removes what
-    /// the run deployed. A failed iteration is reported and the loop goes on.
+    /// the run deployed. A failed iteration is reported and the loop goes on. Changes whose
+    /// phase is not automatic (see [`DevControl`]) wait for [`DevControl::execute`].
     pub async fn dev(
         mut self,
         mut watcher: Box<dyn Watcher>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), RunnerError> {
         let mut shutdown = Box::pin(shutdown);
+        let mut control_rx = self.control_rx.take();
+        let hand_over = watcher.trigger_handle();
         let mut state = self.connect().await?;
         let mut result = Ok(());
         let first = tokio::select! {
-            result = self.iteration(&mut state, "initial".to_owned(), None) => Some(result),
+            result = self.iteration(&mut state, "initial".to_owned(), None, true) => Some(result),
             () = &mut shutdown => None,
         };
-        if first.is_some() {
-            loop {
-                let change = tokio::select! {
-                    change = watcher.next_change() => change,
-                    () = &mut shutdown => break,
-                };
-                let change = match change {
-                    Ok(change) => change,
-                    Err(error) => {
-                        result = Err(error.into());
-                        break;
-                    }
-                };
-                let (plan, relevant) = self.plan(&mut state, &change).await;
-                let trigger = describe_trigger(&relevant);
-                let rebuild = match plan {
-                    Plan::Nothing => continue,
-                    Plan::Reload => match self.reload() {
-                        Ok(new) => {
-                            let restarted = tokio::select! {
-                                restarted = self.restart(&mut state, new) => restarted,
-                                () = &mut shutdown => break,
-                            };
-                            if let Err(error) = restarted {
-                                result = Err(error);
-                                break;
-                            }
-                            None
-                        }
-                        Err(error) => {
-                            self.report(
-                                Level::Warning,
-                                format!(
-                                    "the changed configuration does not load; keeping the running one: {error}"
-                                ),
-                            );
-                            continue;
-                        }
-                    },
-                    Plan::Rebuild(images) => Some(images),
-                    Plan::Redeploy => Some(BTreeSet::new()),
-                };
-                tokio::select! {
-                    _ = self.iteration(&mut state, trigger, rebuild) => {}
-                    () = &mut shutdown => break,
+        let mut owed = Owed::default();
+        let mut intents = ExecuteRequest::default();
+        // An execute request asked the watcher for its changes; decide once they are here.
+        let mut awaiting_hand_over = false;
+        let mut told_waiting = false;
+        while first.is_some() {
+            let message = tokio::select! {
+                change = watcher.next_change() => Ok(change),
+                Some(message) = recv(&mut control_rx) => Err(message),
+                () = &mut shutdown => break,
+            };
+            match message {
+                Ok(Err(error)) => {
+                    result = Err(error.into());
+                    break;
                 }
+                Ok(Ok(change)) => {
+                    awaiting_hand_over = false;
+                    let (plan, relevant) = self.plan(&mut state, &change).await;
+                    match plan {
+                        Plan::Nothing => {}
+                        Plan::Reload => {
+                            match self.reload() {
+                                Ok(new) => {
+                                    let restarted = tokio::select! {
+                                        restarted = self.restart(&mut state, new) => restarted,
+                                        () = &mut shutdown => break,
+                                    };
+                                    if let Err(error) = restarted {
+                                        result = Err(error);
+                                        break;
+                                    }
+                                    if let Err(error) =
+                                        watcher.set_roots(self.watch_roots(), self.watch_ignore())
+                                    {
+                                        self.report(
+                                        Level::Warning,
+                                        format!("cannot watch the new configuration's files: {error}"),
+                                    );
+                                    }
+                                    owed = Owed::default();
+                                    intents = ExecuteRequest::default();
+                                    let trigger = describe_trigger(&relevant);
+                                    tokio::select! {
+                                        _ = self.iteration(&mut state, trigger, None, true) => {}
+                                        () = &mut shutdown => break,
+                                    }
+                                    continue;
+                                }
+                                Err(error) => {
+                                    self.report(
+                                    Level::Warning,
+                                    format!(
+                                        "the changed configuration does not load; keeping the running one: {error}"
+                                    ),
+                                );
+                                }
+                            }
+                        }
+                        Plan::Rebuild(images) => {
+                            owed.rebuild.extend(images);
+                            owed.redeploy = true;
+                            owed.add_paths(relevant);
+                        }
+                        Plan::Redeploy => {
+                            owed.redeploy = true;
+                            owed.add_paths(relevant);
+                        }
+                    }
+                }
+                Err(ControlMessage::Execute(request)) => {
+                    intents.merge(request);
+                    if let Some(hand_over) = &hand_over {
+                        hand_over.fire();
+                        awaiting_hand_over = true;
+                    }
+                }
+                Err(ControlMessage::AutoChanged) => {}
+            }
+            if awaiting_hand_over {
+                continue;
+            }
+            let build = !owed.rebuild.is_empty() && self.phase_enabled(Phase::Build, &intents);
+            let deploy = owed.redeploy
+                && self.phase_enabled(Phase::Deploy, &intents)
+                && (owed.rebuild.is_empty() || build);
+            intents = ExecuteRequest::default();
+            if !build && !deploy {
+                if (!owed.rebuild.is_empty() || owed.redeploy) && !told_waiting {
+                    told_waiting = true;
+                    self.report(
+                        Level::Info,
+                        format!(
+                            "{} changed; waiting for a trigger to {} (automatic {} is off)",
+                            describe_trigger(&owed.paths),
+                            if owed.rebuild.is_empty() {
+                                "deploy"
+                            } else {
+                                "build"
+                            },
+                            if owed.rebuild.is_empty() {
+                                "deploy"
+                            } else {
+                                "build"
+                            },
+                        ),
+                    );
+                }
+                continue;
+            }
+            told_waiting = false;
+            let trigger = describe_trigger(&owed.paths);
+            let rebuild = std::mem::take(&mut owed.rebuild);
+            if deploy {
+                owed.redeploy = false;
+                owed.paths.clear();
+            }
+            tokio::select! {
+                _ = self.iteration(&mut state, trigger, Some(rebuild), deploy) => {}
+                () = &mut shutdown => break,
             }
         }
         detach(&mut state);
@@ -409,6 +737,11 @@ impl DevLoop {
         result
     }
 
+    /// Whether `phase` may run now: automatic, or asked for.
+    fn phase_enabled(&self, phase: Phase, intents: &ExecuteRequest) -> bool {
+        self.control.auto(phase) || intents.wants(phase)
+    }
+
     async fn connect(&self) -> Result<State, RunnerError> {
         let session =
             DeploySession::connect(self.pipeline.deploy.clone(), self.options.deploy.clone())
@@ -418,6 +751,8 @@ impl DevLoop {
             images: Vec::new(),
             dependencies: BTreeMap::new(),
             forwards: Vec::new(),
+            forwarded: BTreeSet::new(),
+            manifests: Vec::new(),
             kube_logs: None,
             docker_logs: None,
         })
@@ -549,20 +884,21 @@ impl DevLoop {
             .collect()
     }
 
-    /// One iteration; `rebuild`: `None` builds everything, an empty set nothing. Reports
-    /// [`Event::IterationFinished`] either way.
+    /// One iteration; `rebuild`: `None` builds everything, an empty set nothing; `deploy`:
+    /// render and deploy after the build. Reports [`Event::IterationFinished`] either way.
     async fn iteration(
         &self,
         state: &mut State,
         trigger: String,
         rebuild: Option<BTreeSet<String>>,
+        deploy: bool,
     ) -> Result<(), RunnerError> {
         let started = Instant::now();
         self.reporter.report(Event::IterationStarted {
             trigger: trigger.clone(),
         });
         let mut done = Done::default();
-        let result = self.steps(state, rebuild, &mut done).await;
+        let result = self.steps(state, rebuild, deploy, &mut done).await;
         let total = started.elapsed();
         let mut parts = Vec::new();
         let error_line = result
@@ -587,7 +923,9 @@ impl DevLoop {
         if let Some(build) = done.build {
             phases.push(("build".to_owned(), build));
         }
-        if result.is_ok() || done.apply > Duration::ZERO {
+        if done.deploy_waits {
+            parts.push("deploy waits for a trigger".to_owned());
+        } else if result.is_ok() || done.apply > Duration::ZERO {
             phases.push(("render".to_owned(), done.render));
             phases.push(("deploy".to_owned(), done.apply));
             parts.push(if done.applied == 0 {
@@ -621,6 +959,7 @@ impl DevLoop {
         &self,
         state: &mut State,
         rebuild: Option<BTreeSet<String>>,
+        deploy: bool,
         done: &mut Done,
     ) -> Result<(), RunnerError> {
         let reporter = &*self.reporter;
@@ -666,6 +1005,10 @@ impl DevLoop {
                     state.dependencies.insert(artifact.image.clone(), files);
                 }
             }
+        }
+        if !deploy {
+            done.deploy_waits = true;
+            return Ok(());
         }
         let started = Instant::now();
         let mut images = state.images.clone();
@@ -713,6 +1056,7 @@ impl DevLoop {
             .filter(|(_, action)| *action != ApplyAction::Unchanged)
             .count();
         done.status = deployed.status;
+        state.manifests.clone_from(&rendered.manifests.manifests);
         if state.kube_logs.is_none() && self.options.tail {
             if let Some(connection) = state.session.kubernetes() {
                 let mut namespaces = vec![connection.default_namespace.clone()];
@@ -742,13 +1086,45 @@ impl DevLoop {
                 state.docker_logs = Some(docker.follow_logs(Arc::clone(&self.reporter)));
             }
         }
-        if self.options.port_forward != PortForwardMode::User || !state.forwards.is_empty() {
-            return;
-        }
         let Some(connection) = state.session.kubernetes() else {
             return;
         };
+        let namespace = self
+            .options
+            .deploy
+            .namespace
+            .clone()
+            .unwrap_or_else(|| connection.default_namespace.clone());
+        let mut specs = Vec::new();
+        if self.options.forwards(PortForwardMode::User) {
+            specs.extend(self.user_forwards(&namespace));
+        }
+        if self.options.forwards(PortForwardMode::Services) {
+            specs.extend(service_forwards(&state.manifests, &namespace));
+        }
+        if self.options.forwards(PortForwardMode::Pods) {
+            specs.extend(workload_forwards(&state.manifests, &namespace));
+        }
         let forwarder = PortForwarder::new(connection.client.clone());
+        for spec in specs {
+            let key = format!("{}/{}:{}", spec.namespace, spec.resource(), spec.port);
+            if !state.forwarded.insert(key) {
+                continue;
+            }
+            let resource = spec.resource();
+            match forwarder.start(spec, Arc::clone(&self.reporter)).await {
+                Ok(handle) => state.forwards.push(handle),
+                Err(error) => self.report(
+                    Level::Warning,
+                    format!("cannot forward {resource}: {error}"),
+                ),
+            }
+        }
+    }
+
+    /// The configuration's `portForward` entries.
+    fn user_forwards(&self, namespace: &str) -> Vec<PortForwardSpec> {
+        let mut specs = Vec::new();
         for entry in &self.pipeline.port_forwards {
             let kind = entry.resource_type.as_deref().unwrap_or("service");
             let Some(resource_type) = ResourceKind::from_skaffold(kind) else {
@@ -771,31 +1147,141 @@ impl DevLoop {
                     Err(_) => RemotePort::Name(s.clone()),
                 },
             };
-            let spec = PortForwardSpec {
+            specs.push(PortForwardSpec {
                 resource_type,
                 name: name.clone(),
                 namespace: entry
                     .namespace
                     .clone()
-                    .or_else(|| self.options.deploy.namespace.clone())
-                    .unwrap_or_else(|| connection.default_namespace.clone()),
+                    .unwrap_or_else(|| namespace.to_owned()),
                 port,
                 local_port: entry.local_port.and_then(|p| u16::try_from(p).ok()),
                 address: entry.address.clone(),
-            };
-            match forwarder.start(spec, Arc::clone(&self.reporter)).await {
-                Ok(handle) => state.forwards.push(handle),
-                Err(error) => self.report(
-                    Level::Warning,
-                    format!("cannot forward {kind}/{name}: {error}"),
-                ),
-            }
+            });
         }
+        specs
+    }
+}
+
+/// The parts of a manifest port forwarding reads.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct PortsManifest {
+    spec: PortsSpec,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct PortsSpec {
+    /// A Service's ports.
+    ports: Vec<ServicePort>,
+    /// A Pod's containers.
+    containers: Vec<PortsContainer>,
+    /// A workload's pod template.
+    template: Option<Box<PortsTemplate>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ServicePort {
+    port: Option<u16>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct PortsTemplate {
+    spec: PortsSpec,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct PortsContainer {
+    ports: Vec<ContainerPort>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ContainerPort {
+    container_port: Option<u16>,
+}
+
+/// A forward on the same port number locally (or the next free one).
+fn spec_for(
+    kind: ResourceKind,
+    manifest: &Manifest,
+    namespace: &str,
+    port: u16,
+) -> Option<PortForwardSpec> {
+    Some(PortForwardSpec {
+        resource_type: kind,
+        name: manifest.name.clone()?,
+        namespace: manifest
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.to_owned()),
+        port: RemotePort::Number(port),
+        local_port: Some(port),
+        address: None,
+    })
+}
+
+/// `--port-forward=services`: every port of every Service deployed.
+fn service_forwards(manifests: &[Manifest], namespace: &str) -> Vec<PortForwardSpec> {
+    let mut specs = Vec::new();
+    for manifest in manifests.iter().filter(|m| m.kind == "Service") {
+        let Ok(parsed) = serde_yaml::from_str::<PortsManifest>(&manifest.yaml) else {
+            continue;
+        };
+        for port in parsed.spec.ports.iter().filter_map(|p| p.port) {
+            specs.extend(spec_for(ResourceKind::Service, manifest, namespace, port));
+        }
+    }
+    specs
+}
+
+/// `--port-forward=pods`: every container port of every workload deployed, through the
+/// workload (a ready pod of it at each connection).
+fn workload_forwards(manifests: &[Manifest], namespace: &str) -> Vec<PortForwardSpec> {
+    let mut specs = Vec::new();
+    for manifest in manifests {
+        let kind = match manifest.kind.as_str() {
+            "Pod" => ResourceKind::Pod,
+            "Deployment" => ResourceKind::Deployment,
+            "StatefulSet" => ResourceKind::StatefulSet,
+            "DaemonSet" => ResourceKind::DaemonSet,
+            "ReplicaSet" => ResourceKind::ReplicaSet,
+            _ => continue,
+        };
+        let Ok(parsed) = serde_yaml::from_str::<PortsManifest>(&manifest.yaml) else {
+            continue;
+        };
+        let pod = match parsed.spec.template {
+            Some(template) => template.spec,
+            None => parsed.spec,
+        };
+        let ports: BTreeSet<u16> = pod
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().filter_map(|p| p.container_port))
+            .collect();
+        for port in ports {
+            specs.extend(spec_for(kind, manifest, namespace, port));
+        }
+    }
+    specs
+}
+
+/// The next control message, or never when there is no receiver.
+async fn recv<T>(receiver: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
 
 /// Stop the forwards and log streams.
 fn detach(state: &mut State) {
+    state.forwarded.clear();
     for forward in state.forwards.drain(..) {
         forward.stop();
     }
@@ -809,4 +1295,80 @@ fn detach(state: &mut State) {
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_and_workloads_give_their_ports() {
+        let service = Manifest::new(
+            "k8s/svc.yaml",
+            "v1",
+            "Service",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n    targetPort: 8080\n  - name: admin\n    port: 9000\n",
+        )
+        .with_name("web");
+        let deployment = Manifest::new(
+            "k8s/deploy.yaml",
+            "apps/v1",
+            "Deployment",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n        ports:\n        - containerPort: 8080\n      - name: b\n        ports:\n        - containerPort: 8080\n        - containerPort: 5005\n",
+        )
+        .with_name("web")
+        .with_namespace("team");
+        let pod = Manifest::new(
+            "k8s/pod.yaml",
+            "v1",
+            "Pod",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: one\nspec:\n  containers:\n  - name: a\n    ports:\n    - containerPort: 7000\n",
+        )
+        .with_name("one");
+        let manifests = [service, deployment, pod];
+        let services: Vec<String> = service_forwards(&manifests, "default")
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}/{} {} {:?}",
+                    s.namespace,
+                    s.resource(),
+                    s.port,
+                    s.local_port
+                )
+            })
+            .collect();
+        assert_eq!(
+            services,
+            [
+                "default/service/web 80 Some(80)",
+                "default/service/web 9000 Some(9000)"
+            ]
+        );
+        let pods: Vec<String> = workload_forwards(&manifests, "default")
+            .iter()
+            .map(|s| format!("{}/{} {}", s.namespace, s.resource(), s.port))
+            .collect();
+        assert_eq!(
+            pods,
+            [
+                "team/deployment/web 5005",
+                "team/deployment/web 8080",
+                "default/pod/one 7000"
+            ]
+        );
+    }
+
+    #[test]
+    fn execute_requests_merge() {
+        let mut intents = ExecuteRequest::default();
+        assert!(!intents.wants(Phase::Build));
+        intents.merge(ExecuteRequest {
+            deploy: true,
+            ..ExecuteRequest::default()
+        });
+        assert!(intents.wants(Phase::Deploy) && !intents.wants(Phase::Sync));
+        intents.merge(ExecuteRequest::all());
+        assert_eq!(intents, ExecuteRequest::all());
+    }
 }

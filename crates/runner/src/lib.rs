@@ -5,6 +5,12 @@
 //! artifact, in dependency order and concurrently ([`schedule`], [`build`]). Embedders can
 //! swap any stage for their own implementation of its trait.
 //!
+//! [`dev::DevLoop`] runs the whole loop (`skiff run`: one iteration; `skiff dev`: one per
+//! change, controlled through [`dev::DevControl`]). `examples/embed.rs` in this crate runs it
+//! from Rust with a plugged-in `Builder` that shells out to `docker build`:
+//! `cargo run -p skiff-runner --example embed -- PROJECT_DIR` (the test `tests/embed_example.rs`
+//! builds and runs it against a real Docker engine).
+//!
 //! ```
 //! use skiff_build::artifact::{ArtifactSpec, BuilderSpec, Requirement};
 //! use skiff_runner::schedule::build_order;
@@ -26,6 +32,7 @@ pub mod dev;
 pub mod render;
 pub mod schedule;
 pub mod settings;
+pub mod sync;
 
 /// Errors of the runner: a stage's error, or one of wiring them together.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +77,9 @@ pub enum RunnerError {
     /// The watcher failed.
     #[error(transparent)]
     Watch(#[from] skiff_watch::WatchError),
+    /// A file sync failed.
+    #[error(transparent)]
+    Sync(#[from] skiff_sync::SyncError),
     /// The settings are inconsistent.
     #[error("{message}")]
     Settings {

@@ -7,7 +7,7 @@ use std::path::Path;
 use skiff_build::ArtifactSpec;
 use skiff_build::artifact::{
     BuilderSpec, CustomDependencies, CustomSpec, DockerSecret, DockerSpec, DockerfileDependency,
-    Requirement,
+    KoSpec, Requirement,
 };
 use skiff_build::tag::{GitCommitOptions, TagPolicy};
 use skiff_config::EffectiveConfig;
@@ -63,10 +63,17 @@ pub fn build_settings(configs: &[EffectiveConfig]) -> Result<BuildSettings, Runn
         settings
             .insecure_registries
             .extend(build.insecure_registries.iter().flatten().cloned());
+        // `useDockerCLI: true` asks for Docker's own build: skiff then never assembles
+        // Dockerfile images itself.
+        let daemon_build = build
+            .local
+            .as_ref()
+            .and_then(|l| l.use_docker_cli)
+            .unwrap_or(false);
         for artifact in build.artifacts.iter().flatten() {
             settings
                 .artifacts
-                .push(artifact_spec(config.base_dir(), artifact)?);
+                .push(artifact_spec(config.base_dir(), artifact, daemon_build)?);
             settings
                 .tag_policies
                 .push(tag_policy(&artifact.image, build.tag_policy.as_ref())?);
@@ -75,7 +82,11 @@ pub fn build_settings(configs: &[EffectiveConfig]) -> Result<BuildSettings, Runn
     Ok(settings)
 }
 
-fn artifact_spec(base_dir: &Path, artifact: &Artifact) -> Result<ArtifactSpec, RunnerError> {
+fn artifact_spec(
+    base_dir: &Path,
+    artifact: &Artifact,
+    daemon_build: bool,
+) -> Result<ArtifactSpec, RunnerError> {
     let image = &artifact.image;
     let context = base_dir.join(artifact.context.as_deref().unwrap_or("."));
     let builder = if let Some(docker) = &artifact.docker {
@@ -111,6 +122,24 @@ fn artifact_spec(base_dir: &Path, artifact: &Artifact) -> Result<ArtifactSpec, R
                 .collect(),
             ssh: docker.ssh.clone(),
             cli_flags: docker.cli_flags.clone().unwrap_or_default(),
+            daemon_build,
+        })
+    } else if let Some(ko) = &artifact.ko {
+        let dependencies = ko.dependencies.as_ref();
+        BuilderSpec::Ko(KoSpec {
+            from_image: ko.from_image.clone(),
+            dir: ko.dir.clone().unwrap_or_else(|| ".".into()),
+            main: ko.main.clone().unwrap_or_else(|| ".".into()),
+            env: ko.env.clone().unwrap_or_default(),
+            flags: ko.flags.clone().unwrap_or_default(),
+            ldflags: ko.ldflags.clone().unwrap_or_default(),
+            labels: ko.labels.clone().map(|l| l.0).unwrap_or_default(),
+            dependency_paths: dependencies
+                .and_then(|d| d.paths.clone())
+                .unwrap_or_else(|| vec!["**/*.go".into()]),
+            dependency_ignore: dependencies
+                .and_then(|d| d.ignore.clone())
+                .unwrap_or_default(),
         })
     } else if let Some(custom) = &artifact.custom {
         let dependencies = custom.dependencies.as_ref();
@@ -222,4 +251,40 @@ fn tag_policy(image: &str, policy: Option<&schema::TagPolicy>) -> Result<TagPoli
         });
     }
     tag_policy(image, None)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn settings(yaml: &str) -> BuildSettings {
+        let config = EffectiveConfig {
+            file: std::path::PathBuf::from("/p/skaffold.yaml"),
+            active_profiles: Vec::new(),
+            config: serde_yaml::from_str(yaml).unwrap(),
+        };
+        build_settings(&[config]).unwrap()
+    }
+
+    #[test]
+    fn ko_artifacts_and_the_docker_cli_opt_out_are_read() {
+        let s = settings(
+            "apiVersion: skaffold/v4beta14\nkind: Config\nbuild:\n  local:\n    useDockerCLI: true\n  artifacts:\n  - image: web\n    docker: {}\n  - image: gopher\n    ko:\n      fromImage: 127.0.0.1:5000/base:v1\n      main: ./cmd/server\n      ldflags: [\"-s\"]\n      env: [\"GOFLAGS=-v\"]\n      labels: {a: b}\n",
+        );
+        let BuilderSpec::Docker(docker) = &s.artifacts[0].builder else {
+            panic!("{:?}", s.artifacts[0]);
+        };
+        assert!(docker.daemon_build);
+        let BuilderSpec::Ko(ko) = &s.artifacts[1].builder else {
+            panic!("{:?}", s.artifacts[1]);
+        };
+        assert_eq!(ko.from_image.as_deref(), Some("127.0.0.1:5000/base:v1"));
+        assert_eq!(ko.main, "./cmd/server");
+        assert_eq!(ko.dir, ".");
+        assert_eq!(ko.ldflags, ["-s"]);
+        assert_eq!(ko.env, ["GOFLAGS=-v"]);
+        assert_eq!(ko.labels.get("a").map(String::as_str), Some("b"));
+        assert_eq!(ko.dependency_paths, ["**/*.go"]);
+    }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use skiff_build::{BuildError, BuildRequest, Builder};
 use skiff_runner::build::{BuildOptions, BuildStage};
 use skiff_runner::deploy::DeployRunOptions;
-use skiff_runner::dev::{DevLoop, DevOptions, PortForwardMode};
+use skiff_runner::dev::{DevLoop, DevOptions, ExecuteRequest, Phase, PortForwardMode};
 use skiff_runner::render::{DigestSource, RenderRunOptions};
 use skiff_types::change::ChangeSet;
 use skiff_types::event::{CollectingReporter, Event, Level, Reporter};
@@ -131,7 +131,7 @@ fn options(dir: &Path) -> DevOptions {
             search_path: Vec::new(),
         },
         deploy: DeployRunOptions::default(),
-        port_forward: PortForwardMode::Off,
+        port_forward: vec![PortForwardMode::Off],
         tail: false,
         cleanup: true,
         reload: Some(skiff_config::LoadOptions {
@@ -143,6 +143,9 @@ fn options(dir: &Path) -> DevOptions {
             command: "dev".into(),
             env: BTreeMap::new(),
         }),
+        auto_build: true,
+        auto_sync: true,
+        auto_deploy: true,
     }
 }
 
@@ -235,4 +238,160 @@ async fn changes_rebuild_redeploy_or_are_ignored_and_failures_keep_the_loop_aliv
         .unwrap()
         .unwrap();
     assert_eq!(finished(&reporter).len(), 7);
+}
+
+/// A channel watcher that records the roots it is told to watch after a reload.
+struct RecordingWatcher {
+    changes: mpsc::UnboundedReceiver<ChangeSet>,
+    roots: Arc<std::sync::Mutex<Vec<Vec<PathBuf>>>>,
+}
+
+#[async_trait::async_trait]
+impl Watcher for RecordingWatcher {
+    async fn next_change(&mut self) -> Result<ChangeSet, WatchError> {
+        self.changes.recv().await.ok_or(WatchError::Stopped)
+    }
+
+    fn set_roots(
+        &mut self,
+        roots: Vec<PathBuf>,
+        _ignore: skiff_watch::IgnoreRules,
+    ) -> Result<(), WatchError> {
+        self.roots.lock().unwrap().push(roots);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn without_auto_build_or_deploy_changes_wait_for_execute() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::create_dir_all(root.join("k8s")).unwrap();
+    std::fs::write(root.join("app/main.c"), "int main(){}\n").unwrap();
+    std::fs::write(root.join("k8s/pod.yaml"), POD).unwrap();
+    std::fs::write(root.join("skaffold.yaml"), CONFIG).unwrap();
+    let mut options = options(&root);
+    options.auto_build = false;
+    let loaded = skiff_config::load(options.reload.as_ref().unwrap()).unwrap();
+    let builder = Arc::new(CountingBuilder::default());
+    let reporter = Arc::new(CollectingReporter::default());
+    let dev = DevLoop::new(&loaded.configs, options, reporter.clone())
+        .unwrap()
+        .with_build_stage(BuildStage::new().with_builder("app", builder.clone()));
+    let control = dev.control();
+    assert!(!control.auto(Phase::Build));
+    assert!(control.auto(Phase::Deploy));
+    let (changes, rx) = mpsc::unbounded_channel();
+    let set_roots = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let watcher = RecordingWatcher {
+        changes: rx,
+        roots: Arc::clone(&set_roots),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(dev.dev(Box::new(watcher), async move {
+        let _ = stopped.await;
+    }));
+
+    // The first iteration always runs.
+    wait_iterations(&reporter, 1).await;
+    assert_eq!(builder.builds.load(Ordering::SeqCst), 1);
+
+    // Two saves without auto-build: nothing runs; they are announced as waiting.
+    changes.send(changed(root.join("app/main.c"))).unwrap();
+    changes.send(changed(root.join("app/other.c"))).unwrap();
+    wait_for(&reporter, |events| {
+        events.iter().any(
+            |e| matches!(e, Event::Message { text, .. } if text.contains("waiting for a trigger")),
+        )
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(finished(&reporter).len(), 1);
+
+    // Execute: one iteration covering both changes.
+    control.execute(ExecuteRequest::all());
+    wait_iterations(&reporter, 2).await;
+    assert_eq!(builder.builds.load(Ordering::SeqCst), 2);
+    let (summary, error) = &finished(&reporter)[1];
+    assert!(
+        summary.starts_with("main.c +1 more → rebuilt app"),
+        "{summary}"
+    );
+    assert!(error.is_none(), "{error:?}");
+
+    // Auto-deploy off, auto-build back on: a save builds, the deploy waits for a trigger.
+    control.set_auto(Phase::Deploy, false);
+    control.set_auto(Phase::Build, true);
+    changes.send(changed(root.join("app/main.c"))).unwrap();
+    wait_iterations(&reporter, 3).await;
+    let (summary, _) = &finished(&reporter)[2];
+    assert!(summary.contains("rebuilt app"), "{summary}");
+    assert!(summary.contains("deploy waits for a trigger"), "{summary}");
+    // Asking for the deploy only: deployed, not built again.
+    control.execute(ExecuteRequest {
+        deploy: true,
+        ..ExecuteRequest::default()
+    });
+    wait_iterations(&reporter, 4).await;
+    assert_eq!(builder.builds.load(Ordering::SeqCst), 3);
+    let (summary, _) = &finished(&reporter)[3];
+    assert!(summary.starts_with("main.c → "), "{summary}");
+    assert!(!summary.contains("rebuilt"), "{summary}");
+    assert!(!summary.contains("waits"), "{summary}");
+
+    // A manifest change waits for the deploy switch; turning it on runs it.
+    changes.send(changed(root.join("k8s/pod.yaml"))).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(finished(&reporter).len(), 4);
+    control.set_auto(Phase::Deploy, true);
+    wait_iterations(&reporter, 5).await;
+    assert!(finished(&reporter)[4].0.starts_with("pod.yaml → "));
+
+    // A reload hands the watcher the new configuration's roots.
+    changes.send(changed(root.join("skaffold.yaml"))).unwrap();
+    wait_iterations(&reporter, 6).await;
+    let recorded = set_roots.lock().unwrap().clone();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert!(recorded[0].contains(&root.join("app")), "{recorded:?}");
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn dockerignore_excludes_reach_the_watcher_but_never_config_or_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("k8s")).unwrap();
+    std::fs::write(root.join("k8s/pod.yaml"), POD).unwrap();
+    std::fs::write(root.join("Dockerfile"), "FROM scratch\nCOPY . /\n").unwrap();
+    std::fs::write(
+        root.join(".dockerignore"),
+        "*.md\nnode_modules\nk8s\nskaffold.yaml\nDockerfile\n",
+    )
+    .unwrap();
+    let config = "apiVersion: skaffold/v4beta11\nkind: Config\nbuild:\n  artifacts:\n  - image: app\n    docker: {}\nmanifests:\n  rawYaml:\n  - k8s/*.yaml\ndeploy:\n  docker:\n    images: []\n";
+    std::fs::write(root.join("skaffold.yaml"), config).unwrap();
+    let options = options(&root);
+    let loaded = skiff_config::load(options.reload.as_ref().unwrap()).unwrap();
+    let dev = DevLoop::new(
+        &loaded.configs,
+        options,
+        Arc::new(CollectingReporter::default()),
+    )
+    .unwrap();
+    let ignore = dev.watch_ignore();
+    let ignored = |p: &str| ignore.ignores(&root, &root.join(p));
+    assert!(ignored("README.md"));
+    assert!(ignored("node_modules/x/index.js"));
+    assert!(!ignored("main.go"));
+    assert!(!ignored("skaffold.yaml"), "the configuration always counts");
+    assert!(!ignored("k8s/pod.yaml"), "manifests always count");
+    assert!(!ignored("Dockerfile"), "the Dockerfile always counts");
+    assert!(!ignored(".dockerignore"), "the ignore file always counts");
 }

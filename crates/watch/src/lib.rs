@@ -185,6 +185,21 @@ pub enum WatchError {
 pub trait Watcher: Send + Sync {
     /// Wait for the next coalesced set of changes.
     async fn next_change(&mut self) -> Result<ChangeSet, WatchError>;
+
+    /// Watch `roots` with `ignore` from now on (the dev loop calls it after a configuration
+    /// reload). Changes seen so far are kept. The default does nothing: a watcher that cannot
+    /// change what it watches keeps watching its original roots.
+    fn set_roots(&mut self, roots: Vec<PathBuf>, ignore: IgnoreRules) -> Result<(), WatchError> {
+        let _ = (roots, ignore);
+        Ok(())
+    }
+
+    /// A handle that makes a pending (or the next) [`next_change`](Self::next_change) hand
+    /// over what has accumulated at once (the only way with [`Trigger::Manual`]); `None` (the
+    /// default) when the watcher has no such handle.
+    fn trigger_handle(&self) -> Option<ManualTrigger> {
+        None
+    }
 }
 
 /// A handle that makes a pending (or the next) [`Watcher::next_change`] of a [`NotifyWatcher`]
@@ -264,43 +279,15 @@ impl NotifyWatcher {
         reporter: Arc<dyn Reporter>,
         force_fallback: bool,
     ) -> Result<Self, WatchError> {
-        let mut roots = Vec::with_capacity(options.roots.len());
-        for root in &options.roots {
-            let path = std::path::absolute(root).map_err(|source| WatchError::Watch {
-                path: root.clone(),
-                source,
-            })?;
-            let metadata = std::fs::metadata(&path).map_err(|source| WatchError::Watch {
-                path: path.clone(),
-                source,
-            })?;
-            roots.push(Root {
-                path,
-                is_dir: metadata.is_dir(),
-            });
-        }
+        let roots = resolve_roots(&options.roots)?;
         let (sender, receiver) = unbounded_channel();
-        let backend = match options.trigger {
-            Trigger::Polling(interval) => polling_backend(&roots, &sender, interval)?,
-            Trigger::Notify | Trigger::Manual => {
-                let native = if force_fallback {
-                    Err((
-                        PathBuf::new(),
-                        notify::Error::new(notify::ErrorKind::MaxFilesWatch),
-                    ))
-                } else {
-                    native_backend(&roots, &sender)
-                };
-                match native {
-                    Ok(backend) => backend,
-                    Err((_, err)) if should_fall_back(&err) => {
-                        report_fallback(reporter.as_ref(), &err);
-                        polling_backend(&roots, &sender, DEFAULT_POLL_INTERVAL)?
-                    }
-                    Err((path, err)) => return Err(watch_error(path, err)),
-                }
-            }
-        };
+        let backend = start_backend(
+            &roots,
+            &sender,
+            options.trigger,
+            force_fallback,
+            reporter.as_ref(),
+        )?;
         Ok(NotifyWatcher {
             roots,
             quiet_period: options.quiet_period,
@@ -323,6 +310,37 @@ impl NotifyWatcher {
     /// A handle to hand over the accumulated changes on demand; see [`ManualTrigger`].
     pub fn manual_trigger(&self) -> ManualTrigger {
         self.manual.clone()
+    }
+
+    /// Watch `roots` with `ignore` from now on, keeping the changes seen so far: the backend is
+    /// started again on the new roots (polling, if the watcher had fallen back to polling).
+    /// Every root must exist; on error the old roots stay watched.
+    pub fn set_roots(
+        &mut self,
+        roots: Vec<PathBuf>,
+        ignore: IgnoreRules,
+    ) -> Result<(), WatchError> {
+        let roots = resolve_roots(&roots)?;
+        let backend = if self.fell_back {
+            polling_backend(&roots, &self.sender, DEFAULT_POLL_INTERVAL)?
+        } else {
+            start_backend(
+                &roots,
+                &self.sender,
+                self.trigger,
+                false,
+                self.reporter.as_ref(),
+            )?
+        };
+        if matches!(backend, Backend::Polling(_))
+            && matches!(self.trigger, Trigger::Notify | Trigger::Manual)
+        {
+            self.fell_back = true;
+        }
+        self.backend = backend;
+        self.roots = roots;
+        self.ignore = ignore;
+        Ok(())
     }
 
     /// Whether the watcher polls (because of [`Trigger::Polling`] or the inotify-limit fallback).
@@ -507,6 +525,66 @@ impl Watcher for NotifyWatcher {
             let changes = self.hand_over();
             if !changes.is_empty() {
                 return Ok(changes);
+            }
+        }
+    }
+
+    fn set_roots(&mut self, roots: Vec<PathBuf>, ignore: IgnoreRules) -> Result<(), WatchError> {
+        NotifyWatcher::set_roots(self, roots, ignore)
+    }
+
+    fn trigger_handle(&self) -> Option<ManualTrigger> {
+        Some(self.manual.clone())
+    }
+}
+
+/// The roots made absolute, each checked to exist.
+fn resolve_roots(roots: &[PathBuf]) -> Result<Vec<Root>, WatchError> {
+    let mut resolved = Vec::with_capacity(roots.len());
+    for root in roots {
+        let path = std::path::absolute(root).map_err(|source| WatchError::Watch {
+            path: root.clone(),
+            source,
+        })?;
+        let metadata = std::fs::metadata(&path).map_err(|source| WatchError::Watch {
+            path: path.clone(),
+            source,
+        })?;
+        resolved.push(Root {
+            path,
+            is_dir: metadata.is_dir(),
+        });
+    }
+    Ok(resolved)
+}
+
+/// The backend for `trigger`: notifications, falling back to polling (with a warning) when the
+/// watch limit is reached, or polling.
+fn start_backend(
+    roots: &[Root],
+    sender: &UnboundedSender<Message>,
+    trigger: Trigger,
+    force_fallback: bool,
+    reporter: &dyn Reporter,
+) -> Result<Backend, WatchError> {
+    match trigger {
+        Trigger::Polling(interval) => polling_backend(roots, sender, interval),
+        Trigger::Notify | Trigger::Manual => {
+            let native = if force_fallback {
+                Err((
+                    PathBuf::new(),
+                    notify::Error::new(notify::ErrorKind::MaxFilesWatch),
+                ))
+            } else {
+                native_backend(roots, sender)
+            };
+            match native {
+                Ok(backend) => Ok(backend),
+                Err((_, err)) if should_fall_back(&err) => {
+                    report_fallback(reporter, &err);
+                    polling_backend(roots, sender, DEFAULT_POLL_INTERVAL)
+                }
+                Err((path, err)) => Err(watch_error(path, err)),
             }
         }
     }

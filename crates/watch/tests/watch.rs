@@ -407,3 +407,62 @@ async fn the_trait_is_object_safe() {
         .expect("changes");
     assert!(changes.modified.contains(&file));
 }
+
+#[tokio::test]
+async fn set_roots_switches_the_watched_trees_and_ignores() {
+    let (_a_dir, a) = temp_dir();
+    let (_b_dir, b) = temp_dir();
+    let mut watcher = watch_dir(&a);
+    write(&a.join("one.txt"), "1");
+    assert!(
+        next(&mut watcher)
+            .await
+            .modified
+            .contains(&a.join("one.txt"))
+    );
+
+    let ignore = IgnoreRules {
+        exclude: vec![Arc::new(|p: &Path| p.ends_with("skip.txt"))],
+        ..IgnoreRules::default()
+    };
+    Watcher::set_roots(&mut watcher, vec![b.clone()], ignore).expect("new roots");
+    write(&a.join("old-root.txt"), "x");
+    write(&b.join("skip.txt"), "x");
+    nothing(&mut watcher).await;
+    write(&b.join("two.txt"), "2");
+    let changes = next(&mut watcher).await;
+    assert_eq!(
+        changes.modified.iter().collect::<Vec<_>>(),
+        [&b.join("two.txt")],
+        "{changes:?}"
+    );
+    assert!(
+        Watcher::set_roots(
+            &mut watcher,
+            vec![b.join("missing")],
+            IgnoreRules::default()
+        )
+        .is_err()
+    );
+}
+
+#[tokio::test]
+async fn manual_mode_hands_over_only_when_fired_and_keeps_everything() {
+    let (_dir, root) = temp_dir();
+    let mut watcher = watcher(vec![root.clone()], Trigger::Manual, IgnoreRules::default());
+    let trigger = Watcher::trigger_handle(&watcher).expect("a trigger handle");
+    write(&root.join("a.txt"), "a");
+    write(&root.join("b.txt"), "b");
+    nothing(&mut watcher).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    trigger.fire();
+    let changes = next(&mut watcher).await;
+    assert!(
+        changes.modified.contains(&root.join("a.txt")),
+        "{changes:?}"
+    );
+    assert!(
+        changes.modified.contains(&root.join("b.txt")),
+        "{changes:?}"
+    );
+}

@@ -454,7 +454,11 @@ async fn forward_connection(context: Arc<ForwardContext>, mut local: TcpStream) 
             context.resource, target.pod, target.port
         ));
     }
+    // Close both ends before waiting for the pod's error report: a client that reads until
+    // the connection closes must not wait for it.
     drop(upstream);
+    let _ = local.shutdown().await;
+    drop(local);
     if let Some(errors) = errors
         && let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(500), errors).await
     {

@@ -1,0 +1,399 @@
+//! Sync into Kubernetes pods: the running pods of the run (label selector) and, in them, the
+//! containers whose image is the deployed reference.
+//!
+//! Files go as a tar archive streamed to the container through exec (stdin). Kubernetes before
+//! 1.29 cannot signal the end of stdin over the WebSocket protocol kube-rs speaks, and `tar`
+//! reads its input to the end, so the archive is unpacked by `sh -c 'head -c <size> | tar -xf -
+//! -C <dir>'` (then the same through `busybox`), which ends on its own and reports an exit
+//! code. An image with neither gives [`SyncError::NoTar`]: the runner rebuilds and says why
+//! once. Deletions run `rm -rf --` (then `busybox rm`). Absolute destinations unpack at `/`,
+//! relative ones in the container's working directory (where exec starts).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams, ListParams};
+use skiff_types::event::Reporter;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::archive::Archive;
+use crate::driver::{self, Transport};
+use crate::{SyncError, SyncPlan, SyncReport, SyncTarget, Syncer};
+
+/// Longest a single exec (copy, delete, hook) may take.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Syncs into pods through the Kubernetes API. See the [module docs](self).
+pub struct KubernetesSyncer {
+    client: kube::Client,
+    namespace: Option<String>,
+    /// Image reference → the unpack command that worked in it.
+    unpackers: Mutex<HashMap<String, usize>>,
+}
+
+impl std::fmt::Debug for KubernetesSyncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesSyncer")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A container of a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PodContainer {
+    namespace: String,
+    pod: String,
+    container: String,
+}
+
+/// What one exec gave.
+struct Ran {
+    /// Exit code; 127 when the command does not exist.
+    code: i32,
+    /// stdout, stderr and the status message.
+    output: String,
+}
+
+impl KubernetesSyncer {
+    /// A syncer looking for pods in `namespace` (`None`: every namespace the client may list).
+    pub fn new(client: kube::Client, namespace: Option<String>) -> KubernetesSyncer {
+        KubernetesSyncer {
+            client,
+            namespace,
+            unpackers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn unpack_commands(size: usize, dir: &str) -> [Vec<String>; 2] {
+        [
+            vec![
+                "sh".to_owned(),
+                "-c".to_owned(),
+                format!("head -c {size} | tar -xf - -C '{dir}'"),
+            ],
+            vec![
+                "busybox".to_owned(),
+                "sh".to_owned(),
+                "-c".to_owned(),
+                format!("busybox head -c {size} | busybox tar -xf - -C '{dir}'"),
+            ],
+        ]
+    }
+
+    async fn run(
+        &self,
+        container: &PodContainer,
+        command: &[String],
+        stdin: Option<&[u8]>,
+    ) -> Result<Ran, SyncError> {
+        let name = Self::name(container);
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &container.namespace);
+        let params = AttachParams::default()
+            .container(container.container.clone())
+            .stdin(stdin.is_some())
+            .stdout(true)
+            .stderr(true);
+        let run = async {
+            let mut process = match api.exec(&container.pod, command.to_vec(), &params).await {
+                Ok(process) => process,
+                Err(error) => return Err(api_error(&name, "exec", error)),
+            };
+            let mut writer = process.stdin();
+            if let (Some(writer), Some(data)) = (writer.as_mut(), stdin) {
+                // The writer is kept until the command ends: dropping it closes the connection.
+                writer
+                    .write_all(data)
+                    .await
+                    .map_err(|e| SyncError::Kubernetes {
+                        operation: format!("send files to {name}"),
+                        message: e.to_string(),
+                    })?;
+                let _ = writer.flush().await;
+            }
+            let mut stdout = process.stdout();
+            let mut stderr = process.stderr();
+            let status = process.take_status();
+            let read = |stream: Option<tokio::io::ReadHalf<tokio::io::SimplexStream>>| async move {
+                let mut text = Vec::new();
+                if let Some(mut stream) = stream {
+                    let _ = stream.read_to_end(&mut text).await;
+                }
+                text
+            };
+            let (out, err, status) =
+                tokio::join!(read(stdout.take()), read(stderr.take()), async {
+                    match status {
+                        Some(status) => status.await,
+                        None => None,
+                    }
+                });
+            drop(writer);
+            let mut output = String::from_utf8_lossy(&out).into_owned();
+            output.push_str(&String::from_utf8_lossy(&err));
+            let code = match &status {
+                None => 0,
+                Some(status) if status.status.as_deref() == Some("Success") => 0,
+                Some(status) => {
+                    let message = status.message.clone().unwrap_or_default();
+                    output.push_str(&message);
+                    let code = status
+                        .details
+                        .as_ref()
+                        .and_then(|d| d.causes.as_ref())
+                        .and_then(|causes| {
+                            causes
+                                .iter()
+                                .find(|c| c.reason.as_deref() == Some("ExitCode"))
+                        })
+                        .and_then(|c| c.message.as_deref()?.parse().ok());
+                    match code {
+                        Some(code) => code,
+                        None if missing_command(&message) => 127,
+                        None if gone(&message) => {
+                            return Err(SyncError::ContainerGone {
+                                container: name.clone(),
+                                detail: message,
+                            });
+                        }
+                        None => {
+                            return Err(SyncError::Kubernetes {
+                                operation: format!("exec in {name}"),
+                                message,
+                            });
+                        }
+                    }
+                }
+            };
+            Ok(Ran { code, output })
+        };
+        tokio::time::timeout(EXEC_TIMEOUT, run)
+            .await
+            .map_err(|_| SyncError::Exec {
+                container: name.clone(),
+                command: command.join(" "),
+                message: format!("did not finish within {} s", EXEC_TIMEOUT.as_secs()),
+            })?
+    }
+
+    async fn unpack(
+        &self,
+        container: &PodContainer,
+        target: &SyncTarget,
+        archive: &[u8],
+        dir: &str,
+    ) -> Result<(), SyncError> {
+        let commands = Self::unpack_commands(archive.len(), dir);
+        let known = self
+            .unpackers
+            .lock()
+            .ok()
+            .and_then(|u| u.get(&target.reference).copied());
+        let order: Vec<usize> = match known {
+            Some(index) => vec![index],
+            None => (0..commands.len()).collect(),
+        };
+        let mut detail = String::new();
+        for index in order {
+            let command = &commands[index];
+            let ran = self.run(container, command, Some(archive)).await?;
+            match ran.code {
+                0 => {
+                    if let Ok(mut unpackers) = self.unpackers.lock() {
+                        unpackers.insert(target.reference.clone(), index);
+                    }
+                    return Ok(());
+                }
+                126 | 127 => detail = ran.output.trim().to_owned(),
+                code => {
+                    return Err(SyncError::Exec {
+                        container: Self::name(container),
+                        command: command.join(" "),
+                        message: format!("exit code {code}: {}", ran.output.trim()),
+                    });
+                }
+            }
+        }
+        Err(SyncError::NoTar {
+            container: Self::name(container),
+            image: target.reference.clone(),
+            detail,
+        })
+    }
+}
+
+/// Whether a message says the command does not exist.
+fn missing_command(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("executable file not found") || message.contains("no such file or directory")
+}
+
+/// Whether a message says the container or pod is gone.
+fn gone(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("not found")
+        || message.contains("not running")
+        || message.contains("stopped state")
+        || message.contains("is terminated")
+}
+
+fn api_error(name: &str, operation: &str, error: kube::Error) -> SyncError {
+    let message = error.to_string();
+    let code = match &error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    };
+    if code == Some(404) || (code.is_some_and(|c| (400..500).contains(&c)) && gone(&message)) {
+        return SyncError::ContainerGone {
+            container: name.to_owned(),
+            detail: message,
+        };
+    }
+    SyncError::Kubernetes {
+        operation: format!("{operation} in {name}"),
+        message,
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for KubernetesSyncer {
+    type Container = PodContainer;
+
+    fn name(container: &PodContainer) -> String {
+        format!("{}/{}", container.pod, container.container)
+    }
+
+    async fn containers(&self, target: &SyncTarget) -> Result<Vec<PodContainer>, SyncError> {
+        let api: Api<Pod> = match &self.namespace {
+            Some(namespace) => Api::namespaced(self.client.clone(), namespace),
+            None => Api::all(self.client.clone()),
+        };
+        let pods = api
+            .list(&ListParams::default().labels(&target.selector))
+            .await
+            .map_err(|e| SyncError::Kubernetes {
+                operation: format!("list the pods labelled {}", target.selector),
+                message: e.to_string(),
+            })?;
+        let mut found = Vec::new();
+        for pod in pods {
+            if pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let (Some(name), Some(spec), Some(status)) = (
+                pod.metadata.name.clone(),
+                pod.spec.as_ref(),
+                pod.status.as_ref(),
+            ) else {
+                continue;
+            };
+            if status.phase.as_deref() != Some("Running") {
+                continue;
+            }
+            for container in &spec.containers {
+                if container.image.as_deref() != Some(target.reference.as_str()) {
+                    continue;
+                }
+                let running = status.container_statuses.iter().flatten().any(|s| {
+                    s.name == container.name
+                        && s.state.as_ref().is_some_and(|s| s.running.is_some())
+                });
+                if running {
+                    found.push(PodContainer {
+                        namespace: pod
+                            .metadata
+                            .namespace
+                            .clone()
+                            .unwrap_or_else(|| "default".to_owned()),
+                        pod: name.clone(),
+                        container: container.name.clone(),
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn copy(
+        &self,
+        container: &PodContainer,
+        target: &SyncTarget,
+        archive: &Archive,
+    ) -> Result<(), SyncError> {
+        if let Some(absolute) = &archive.absolute {
+            self.unpack(container, target, absolute, "/").await?;
+        }
+        if let Some(relative) = &archive.relative {
+            self.unpack(container, target, relative, ".").await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(
+        &self,
+        container: &PodContainer,
+        target: &SyncTarget,
+        paths: &[String],
+    ) -> Result<(), SyncError> {
+        let mut detail = String::new();
+        for rm in [
+            &["rm", "-rf", "--"][..],
+            &["busybox", "rm", "-rf", "--"][..],
+        ] {
+            let command: Vec<String> = rm
+                .iter()
+                .map(|s| (*s).to_owned())
+                .chain(paths.iter().cloned())
+                .collect();
+            let ran = self.run(container, &command, None).await?;
+            match ran.code {
+                0 => return Ok(()),
+                126 | 127 => detail = ran.output.trim().to_owned(),
+                code => {
+                    return Err(SyncError::Exec {
+                        container: Self::name(container),
+                        command: command.join(" "),
+                        message: format!("exit code {code}: {}", ran.output.trim()),
+                    });
+                }
+            }
+        }
+        Err(SyncError::NoRm {
+            container: Self::name(container),
+            image: target.reference.clone(),
+            paths: paths.join(", "),
+            detail,
+        })
+    }
+
+    async fn exec(
+        &self,
+        container: &PodContainer,
+        command: &[String],
+        _env: &[(String, String)],
+    ) -> Result<String, SyncError> {
+        let ran = self.run(container, command, None).await?;
+        if ran.code != 0 {
+            return Err(SyncError::Exec {
+                container: Self::name(container),
+                command: command.join(" "),
+                message: format!("exit code {}: {}", ran.code, ran.output.trim()),
+            });
+        }
+        Ok(ran.output)
+    }
+}
+
+#[async_trait::async_trait]
+impl Syncer for KubernetesSyncer {
+    async fn sync(
+        &self,
+        target: &SyncTarget,
+        plan: &SyncPlan,
+        reporter: &dyn Reporter,
+    ) -> Result<SyncReport, SyncError> {
+        driver::run(self, target, plan, reporter).await
+    }
+}
