@@ -69,6 +69,19 @@ fn example_copy(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// [`example_copy`] without the example's sync rule: every change to `www/` rebuilds.
+fn example_copy_rebuilding(name: &str) -> tempfile::TempDir {
+    let dir = example_copy(name);
+    let path = dir.path().join("skaffold.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text
+        .find("    sync:\n")
+        .expect("the example has a sync rule");
+    let end = start + text[start..].find("manifests:").unwrap();
+    std::fs::write(&path, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    dir
+}
+
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -280,7 +293,7 @@ fn dev_on_docker_rebuilds_on_save_survives_a_broken_build_and_cleans_up() {
     }
     let name = unique("hello-dev");
     let image = format!("localhost:5000/{name}");
-    let dir = example_copy(&name);
+    let dir = example_copy_rebuilding(&name);
     let _images = Images(name.clone());
     let mut skiff = Skiff::start(dir.path(), &["dev", "-p", "docker"]);
 
@@ -333,7 +346,7 @@ fn run_tail_on_kubernetes_prints_the_apps_log_line() {
         return;
     }
     let name = unique("hello-run");
-    let dir = example_copy(&name);
+    let dir = example_copy_rebuilding(&name);
     let _images = Images(name.clone());
     let mut skiff = Skiff::start(dir.path(), &["run", "--tail"]);
     skiff.wait_line(0, Duration::from_secs(240), |l| {
@@ -391,7 +404,7 @@ fn dev_on_kubernetes_serves_the_new_content_on_the_same_port_and_cleans_up() {
         return;
     }
     let name = unique("hello-kdev");
-    let dir = example_copy(&name);
+    let dir = example_copy_rebuilding(&name);
     let _images = Images(name.clone());
     let mut skiff = Skiff::start(dir.path(), &["dev"]);
     let address = skiff.wait_line(0, Duration::from_secs(240), |l| {
@@ -470,7 +483,7 @@ fn dev_on_docker_a_burst_is_one_iteration_and_the_event_log_has_timings() {
     }
     let name = unique("hello-burst");
     let image = format!("localhost:5000/{name}");
-    let dir = example_copy(&name);
+    let dir = example_copy_rebuilding(&name);
     let _images = Images(name.clone());
     let log = dir.path().join("events.jsonl");
     let mut skiff = Skiff::start(
@@ -538,7 +551,7 @@ fn dev_with_manual_trigger_runs_on_post_execute_and_serves_state_and_events() {
     }
     let name = unique("hello-manual");
     let image = format!("localhost:5000/{name}");
-    let dir = example_copy(&name);
+    let dir = example_copy_rebuilding(&name);
     let _images = Images(name.clone());
     let mut skiff = Skiff::start(
         dir.path(),
@@ -653,7 +666,7 @@ fn dev_on_kubernetes_forwards_services_and_redeploys_a_manifest_without_a_build(
         return;
     }
     let name = unique("hello-ksvc");
-    let dir = example_copy(&name);
+    let dir = example_copy_rebuilding(&name);
     let _images = Images(name.clone());
     let mut skiff = Skiff::start(
         dir.path(),
@@ -697,6 +710,141 @@ fn dev_on_kubernetes_forwards_services_and_redeploys_a_manifest_without_a_build(
 
     skiff.interrupt();
     assert!(skiff.wait_exit(LONG).success(), "{}", skiff.output());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !kube_objects(&name).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(kube_objects(&name), Vec::<String>::new());
+}
+
+/// The pods of the example's Deployment `name`.
+fn kube_pods(name: &str) -> Vec<String> {
+    let output = Command::new("kubectl")
+        .args(["get", "pods", "-l", &format!("app={name}"), "-o", "name"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The IDs of the running containers of `image`.
+fn running_container_ids(image: &str) -> Vec<String> {
+    let output = Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=skiff.dev/image={image}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn dev_on_docker_syncs_a_static_file_into_the_same_container() {
+    if !docker_available() {
+        return;
+    }
+    let name = unique("hello-sync");
+    let image = format!("localhost:5000/{name}");
+    let dir = example_copy(&name);
+    let _images = Images(name.clone());
+    let mut skiff = Skiff::start(dir.path(), &["dev", "-p", "docker"]);
+    let address = skiff.wait_line(0, LONG, forwarded_address);
+    wait_served(&address, "Hello from skiff!\n", LONG, &skiff);
+    let before = running_container_ids(&image);
+    assert_eq!(before.len(), 1, "{}", skiff.output());
+
+    // A file the sync rule covers: copied into the running container, nothing rebuilt.
+    let mark = skiff.line_count();
+    std::fs::write(dir.path().join("www/msg.txt"), "synced\n").unwrap();
+    wait_served(&address, "synced\n", LONG, &skiff);
+    let line = skiff.wait_line(mark, LONG, |l| {
+        l.starts_with("msg.txt → ").then(|| l.to_owned())
+    });
+    assert!(line.contains("synced into 1 container"), "{line}");
+    assert!(!skiff.output()[..].contains("msg.txt → rebuilt"));
+    assert_eq!(
+        running_container_ids(&image),
+        before,
+        "a new container was created"
+    );
+
+    // A source file outside the rules: rebuilt, with the reason.
+    let mark = skiff.line_count();
+    let source = std::fs::read_to_string(dir.path().join("main.c")).unwrap();
+    std::fs::write(
+        dir.path().join("main.c"),
+        format!("{source}\n/* edited */\n"),
+    )
+    .unwrap();
+    skiff.wait_line(mark, LONG, |l| {
+        (l.contains("main.c matches no sync rule")).then_some(())
+    });
+    skiff.wait_line(mark, LONG, |l| {
+        l.starts_with("main.c → rebuilt").then_some(())
+    });
+    // The rebuilt image holds the synced file too (it was built from the context).
+    wait_served(&address, "synced\n", LONG, &skiff);
+
+    skiff.interrupt();
+    let status = skiff.wait_exit(LONG);
+    assert!(
+        status.success(),
+        "skiff dev exited with {status}:\n{}",
+        skiff.output()
+    );
+    assert_eq!(labelled_containers(&image), Vec::<String>::new());
+}
+
+#[test]
+fn dev_on_kubernetes_syncs_a_static_file_into_the_same_pod() {
+    if !docker_available() || !kube_available() {
+        return;
+    }
+    if !Path::new("/bin/busybox").exists()
+        && !missing("/bin/busybox is missing (scripts/devenv/up installs busybox-static)")
+    {
+        return;
+    }
+    let name = unique("hello-ksync");
+    let dir = example_copy(&name);
+    let _images = Images(name.clone());
+    let mut skiff = Skiff::start(dir.path(), &["dev"]);
+    let address = skiff.wait_line(0, Duration::from_secs(240), |l| {
+        l.starts_with(&format!("Port forwarding service/{name} "))
+            .then(|| forwarded_address(l))
+            .flatten()
+    });
+    wait_served(&address, "Hello from skiff!\n", LONG, &skiff);
+    let pods = kube_pods(&name);
+    assert_eq!(pods.len(), 1, "{pods:?}");
+
+    let mark = skiff.line_count();
+    std::fs::write(dir.path().join("www/msg.txt"), "synced into the pod\n").unwrap();
+    wait_served(&address, "synced into the pod\n", LONG, &skiff);
+    let line = skiff.wait_line(mark, LONG, |l| {
+        l.starts_with("msg.txt → ").then(|| l.to_owned())
+    });
+    assert!(line.contains("synced into 1 container"), "{line}");
+    assert_eq!(kube_pods(&name), pods, "the pod was replaced");
+
+    skiff.interrupt();
+    let status = skiff.wait_exit(LONG);
+    assert!(
+        status.success(),
+        "skiff dev exited with {status}:\n{}",
+        skiff.output()
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while !kube_objects(&name).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));

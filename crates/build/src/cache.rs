@@ -157,7 +157,7 @@ impl KeyHasher {
 }
 
 /// What a dependency file contributes to the key.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct FileDigest {
     kind: u8,
     executable: bool,
@@ -274,6 +274,10 @@ fn hash_file(context: &Path, file: &Path) -> Result<FileDigest, BuildError> {
         source,
     };
     let metadata = std::fs::symlink_metadata(&path).map_err(io_error)?;
+    let stamp = Stamp::of(&metadata);
+    if let Some(digest) = stamp.as_ref().and_then(|s| memo::get(&path, s)) {
+        return Ok(digest);
+    }
     let mut hasher = Sha256::new();
     let kind = if metadata.file_type().is_symlink() {
         let target = std::fs::read_link(&path).map_err(io_error)?;
@@ -295,11 +299,92 @@ fn hash_file(context: &Path, file: &Path) -> Result<FileDigest, BuildError> {
         }
         b'f'
     };
-    Ok(FileDigest {
+    let digest = FileDigest {
         kind,
         executable: is_executable(&metadata),
         digest: hasher.finalize().into(),
-    })
+    };
+    if let Some(stamp) = stamp {
+        memo::put(path, stamp, digest.clone());
+    }
+    Ok(digest)
+}
+
+/// What identifies one version of a regular file without reading it: size, inode, and the
+/// modification and change times in nanoseconds (as git's index does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    inode: u64,
+    modified: i128,
+    changed: i128,
+    mode: u32,
+}
+
+impl Stamp {
+    /// `None` for what is not a regular file, and for a file changed in the last two seconds:
+    /// a write in the same clock tick as the hash could leave the times unchanged ("racy
+    /// clean"), so such a file is hashed every time until it settles.
+    #[cfg(unix)]
+    fn of(metadata: &std::fs::Metadata) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        if !metadata.is_file() {
+            return None;
+        }
+        let nanos = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
+        let modified = nanos(metadata.mtime(), metadata.mtime_nsec());
+        let changed = nanos(metadata.ctime(), metadata.ctime_nsec());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        let now = i128::try_from(now).ok()?;
+        if now - modified.max(changed) < 2_000_000_000 {
+            return None;
+        }
+        Some(Stamp {
+            len: metadata.len(),
+            inode: metadata.ino(),
+            modified,
+            changed,
+            mode: metadata.mode(),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(_metadata: &std::fs::Metadata) -> Option<Stamp> {
+        None
+    }
+}
+
+/// Digests of files already read by this process, so that a dev loop re-keying a large context
+/// after one change reads only what changed.
+mod memo {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, OnceLock};
+
+    use super::{FileDigest, Stamp};
+
+    type Memo = Mutex<HashMap<PathBuf, (Stamp, FileDigest)>>;
+
+    fn memo() -> &'static Memo {
+        static MEMO: OnceLock<Memo> = OnceLock::new();
+        MEMO.get_or_init(Memo::default)
+    }
+
+    pub(super) fn get(path: &Path, stamp: &Stamp) -> Option<FileDigest> {
+        let memo = memo().lock().ok()?;
+        memo.get(path)
+            .filter(|(known, _)| known == stamp)
+            .map(|(_, digest)| digest.clone())
+    }
+
+    pub(super) fn put(path: PathBuf, stamp: Stamp, digest: FileDigest) {
+        if let Ok(mut memo) = memo().lock() {
+            memo.insert(path, (stamp, digest));
+        }
+    }
 }
 
 #[cfg(unix)]

@@ -460,3 +460,28 @@ fn read_only_directory_is_an_io_error_naming_the_path() {
     }
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// Settled files are remembered by their size, inode and times; a rewrite of the same length
+/// still changes the key.
+#[test]
+fn remembered_digests_follow_rewrites_of_settled_files() {
+    let (dir, inputs) = fixture();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let before = key(&inputs);
+    assert_eq!(
+        key(&inputs),
+        before,
+        "a second key of settled files is the same"
+    );
+    write(dir.path(), "src/main.go", "package maim\n");
+    let changed = key(&inputs);
+    assert_ne!(changed, before);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(
+        key(&inputs),
+        changed,
+        "the rewritten file, once settled, keys the same"
+    );
+    write(dir.path(), "src/main.go", "package main\n");
+    assert_eq!(key(&inputs), before);
+}

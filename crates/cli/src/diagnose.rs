@@ -31,7 +31,10 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<String, serde_
                 out.push('\n');
             }
             let sync = crate::diagnose_sync::lines(&loaded.configs, config);
-            for line in summary(index + 1, total, config, options).into_iter().chain(sync) {
+            for line in summary(index + 1, total, config, options)
+                .into_iter()
+                .chain(sync)
+            {
                 out.push_str(&line);
                 out.push('\n');
             }

@@ -49,6 +49,8 @@ use crate::build::{BuildOptions, BuildStage};
 use crate::deploy::{DeployRunOptions, DeploySession, DeploySettings, deploy_settings};
 use crate::render::{RenderRunOptions, RenderSettings, RenderStage, render_settings};
 use crate::settings::{BuildSettings, build_settings};
+use crate::sync::{SyncOutcome, SyncSettings, SyncStage, sync_settings};
+use skiff_sync::rules::Decision;
 
 const SOURCE: &str = "dev";
 
@@ -224,6 +226,7 @@ struct Pipeline {
     port_forwards: Vec<skiff_config::schema::PortForwardResource>,
     config_files: BTreeSet<PathBuf>,
     manifests: ManifestMatcher,
+    sync: SyncSettings,
 }
 
 impl Pipeline {
@@ -244,6 +247,7 @@ impl Pipeline {
                 .collect(),
             config_files: configs.iter().map(|c| c.file.clone()).collect(),
             manifests,
+            sync: sync_settings(configs)?,
         })
     }
 }
@@ -311,12 +315,44 @@ impl ManifestMatcher {
 enum Plan {
     /// Reload the configuration and start over.
     Reload,
-    /// Rebuild these artifacts (and their dependents), then render and deploy.
-    Rebuild(BTreeSet<String>),
+    /// Sync these artifacts' changed files into their containers, rebuild those (and their
+    /// dependents), then render and deploy when anything was rebuilt.
+    Update {
+        /// Artifact image → its changed files, when its sync rules cover all of them.
+        sync: BTreeMap<String, ChangedFiles>,
+        /// Artifacts to rebuild.
+        rebuild: BTreeSet<String>,
+    },
     /// Render and deploy without building.
     Redeploy,
     /// Nothing the loop cares about changed.
     Nothing,
+}
+
+/// The changed and deleted files of one artifact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ChangedFiles {
+    changed: BTreeSet<PathBuf>,
+    deleted: BTreeSet<PathBuf>,
+}
+
+impl ChangedFiles {
+    /// `later` on top of these: a file deleted then written again is changed, and the other
+    /// way round deleted.
+    fn merge(&mut self, later: ChangedFiles) {
+        for path in later.changed {
+            self.deleted.remove(&path);
+            self.changed.insert(path);
+        }
+        for path in later.deleted {
+            self.changed.remove(&path);
+            self.deleted.insert(path);
+        }
+    }
+
+    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        self.changed.iter().chain(&self.deleted)
+    }
 }
 
 /// What is running between iterations.
@@ -331,6 +367,8 @@ struct State {
     forwarded: BTreeSet<String>,
     /// The manifests of the last successful deploy.
     manifests: Vec<Manifest>,
+    /// The images of the last successful deploy, as put into the manifests.
+    deployed: Vec<BuiltImage>,
     kube_logs: Option<skiff_deploy::kubernetes::logs::LogHandle>,
     docker_logs: Option<skiff_deploy::docker::LogHandle>,
 }
@@ -340,6 +378,8 @@ struct State {
 struct Owed {
     /// Artifacts to rebuild.
     rebuild: BTreeSet<String>,
+    /// Artifacts whose changed files are to be synced.
+    sync: BTreeMap<String, ChangedFiles>,
     /// Render and deploy.
     redeploy: bool,
     /// The changed paths that call for it, for the iteration's trigger.
@@ -371,6 +411,7 @@ pub struct DevLoop {
     options: DevOptions,
     build: BuildStage,
     render: RenderStage,
+    sync: SyncStage,
     reporter: Arc<dyn Reporter>,
     control: DevControl,
     control_rx: Option<mpsc::UnboundedReceiver<ControlMessage>>,
@@ -397,6 +438,10 @@ struct Done {
     status: Option<Duration>,
     /// The deploy was left for a trigger (`--auto-deploy=false`).
     deploy_waits: bool,
+}
+
+fn millis(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
 }
 
 fn secs(d: Duration) -> String {
@@ -442,10 +487,12 @@ impl DevLoop {
             .ok_or_else(|| RunnerError::Settings {
                 message: "the dev loop needs a run id".into(),
             })?;
-        options.deploy.run_id = run_id;
+        options.deploy.run_id = run_id.clone();
         let (control, control_rx) = DevControl::new(&options);
+        let pipeline = Pipeline::new(configs, &options)?;
         Ok(DevLoop {
-            pipeline: Pipeline::new(configs, &options)?,
+            sync: SyncStage::new(pipeline.sync.clone(), run_id),
+            pipeline,
             options,
             build: BuildStage::new(),
             render: RenderStage::new(),
@@ -665,10 +712,22 @@ impl DevLoop {
                                 }
                             }
                         }
-                        Plan::Rebuild(images) => {
-                            owed.rebuild.extend(images);
-                            owed.redeploy = true;
-                            owed.add_paths(relevant);
+                        Plan::Update { sync, rebuild } => {
+                            for (image, files) in sync {
+                                if !owed.rebuild.contains(&image) {
+                                    owed.sync.entry(image).or_default().merge(files);
+                                }
+                            }
+                            for image in &rebuild {
+                                if let Some(files) = owed.sync.remove(image) {
+                                    owed.add_paths(files.paths().cloned().collect());
+                                }
+                            }
+                            if !rebuild.is_empty() {
+                                owed.rebuild.extend(rebuild);
+                                owed.redeploy = true;
+                                owed.add_paths(relevant);
+                            }
                         }
                         Plan::Redeploy => {
                             owed.redeploy = true;
@@ -688,29 +747,42 @@ impl DevLoop {
             if awaiting_hand_over {
                 continue;
             }
+            if !owed.sync.is_empty() && self.phase_enabled(Phase::Sync, &intents) {
+                let sync = std::mem::take(&mut owed.sync);
+                let fallback = tokio::select! {
+                    fallback = self.sync_iteration(&mut state, sync) => fallback,
+                    () = &mut shutdown => break,
+                };
+                for (image, files) in fallback {
+                    owed.rebuild.insert(image);
+                    owed.redeploy = true;
+                    owed.add_paths(files.paths().cloned().collect());
+                }
+            }
             let build = !owed.rebuild.is_empty() && self.phase_enabled(Phase::Build, &intents);
             let deploy = owed.redeploy
                 && self.phase_enabled(Phase::Deploy, &intents)
                 && (owed.rebuild.is_empty() || build);
             intents = ExecuteRequest::default();
             if !build && !deploy {
-                if (!owed.rebuild.is_empty() || owed.redeploy) && !told_waiting {
+                if (!owed.rebuild.is_empty() || owed.redeploy || !owed.sync.is_empty())
+                    && !told_waiting
+                {
                     told_waiting = true;
+                    let phase = if !owed.rebuild.is_empty() {
+                        "build"
+                    } else if owed.redeploy {
+                        "deploy"
+                    } else {
+                        "sync"
+                    };
+                    let mut paths = owed.paths.clone();
+                    paths.extend(owed.sync.values().flat_map(|f| f.paths().cloned()));
                     self.report(
                         Level::Info,
                         format!(
-                            "{} changed; waiting for a trigger to {} (automatic {} is off)",
-                            describe_trigger(&owed.paths),
-                            if owed.rebuild.is_empty() {
-                                "deploy"
-                            } else {
-                                "build"
-                            },
-                            if owed.rebuild.is_empty() {
-                                "deploy"
-                            } else {
-                                "build"
-                            },
+                            "{} changed; waiting for a trigger to {phase} (automatic {phase} is off)",
+                            describe_trigger(&paths),
                         ),
                     );
                 }
@@ -753,6 +825,7 @@ impl DevLoop {
             forwards: Vec::new(),
             forwarded: BTreeSet::new(),
             manifests: Vec::new(),
+            deployed: Vec::new(),
             kube_logs: None,
             docker_logs: None,
         })
@@ -775,6 +848,10 @@ impl DevLoop {
         detach(state);
         let same_deploy = new.deploy == self.pipeline.deploy;
         self.pipeline = new;
+        self.sync = SyncStage::new(
+            self.pipeline.sync.clone(),
+            self.options.deploy.run_id.clone(),
+        );
         state.images.clear();
         state.dependencies.clear();
         if !same_deploy {
@@ -806,12 +883,12 @@ impl DevLoop {
                 "the configuration changed; restart skiff to use it".into(),
             );
         }
-        let mut affected: BTreeSet<String> = BTreeSet::new();
+        let mut affected: BTreeMap<String, ChangedFiles> = BTreeMap::new();
         let mut relevant: Vec<PathBuf> = Vec::new();
         let mut refreshed: BTreeSet<String> = BTreeSet::new();
         for path in &paths {
             for artifact in &self.pipeline.build.artifacts {
-                if affected.contains(&artifact.image) || !path.starts_with(&artifact.context) {
+                if !path.starts_with(&artifact.context) {
                     continue;
                 }
                 let mut hit = match state.dependencies.get(&artifact.image) {
@@ -840,7 +917,12 @@ impl DevLoop {
                     }
                 }
                 if hit {
-                    affected.insert(artifact.image.clone());
+                    let files = affected.entry(artifact.image.clone()).or_default();
+                    if changes.deleted.contains(*path) {
+                        files.deleted.insert((*path).clone());
+                    } else {
+                        files.changed.insert((*path).clone());
+                    }
                     if relevant.last() != Some(*path) {
                         relevant.push((*path).clone());
                     }
@@ -848,7 +930,26 @@ impl DevLoop {
             }
         }
         if !affected.is_empty() {
-            return (Plan::Rebuild(affected), relevant);
+            let mut sync = BTreeMap::new();
+            let mut rebuild = BTreeSet::new();
+            for (image, files) in affected {
+                if !self.sync.has_rules(&image) {
+                    rebuild.insert(image);
+                    continue;
+                }
+                let changed: Vec<PathBuf> = files.changed.iter().cloned().collect();
+                let deleted: Vec<PathBuf> = files.deleted.iter().cloned().collect();
+                match self.sync.plan(&image, &changed, &deleted) {
+                    Decision::Sync(_) => {
+                        sync.insert(image, files);
+                    }
+                    Decision::Rebuild { reason } => {
+                        self.report(Level::Info, format!("rebuilding {image}: {reason}"));
+                        rebuild.insert(image);
+                    }
+                }
+            }
+            return (Plan::Update { sync, rebuild }, relevant);
         }
         let manifests: Vec<PathBuf> = paths
             .iter()
@@ -859,6 +960,97 @@ impl DevLoop {
             return (Plan::Redeploy, manifests);
         }
         (Plan::Nothing, Vec::new())
+    }
+
+    /// Copies the `owed` files into the running containers of their artifacts, reporting one
+    /// [`Event::IterationFinished`] when anything was tried. Returns the artifacts to rebuild
+    /// instead: their rules no longer cover the files, nothing of theirs is deployed yet, or
+    /// their containers cannot take files (no `tar`, no `rm`; said once by the sync stage).
+    async fn sync_iteration(
+        &self,
+        state: &mut State,
+        owed: BTreeMap<String, ChangedFiles>,
+    ) -> Vec<(String, ChangedFiles)> {
+        let started = Instant::now();
+        let paths: Vec<PathBuf> = owed.values().flat_map(|f| f.paths().cloned()).collect();
+        let trigger = describe_trigger(&paths);
+        let mut fallback = Vec::new();
+        let mut decide = Duration::ZERO;
+        let mut copy = Duration::ZERO;
+        let mut containers = 0;
+        let mut errors: Vec<String> = Vec::new();
+        let mut announced = false;
+        for (image, files) in owed {
+            let decided = Instant::now();
+            let changed: Vec<PathBuf> = files.changed.iter().cloned().collect();
+            let deleted: Vec<PathBuf> = files.deleted.iter().cloned().collect();
+            let decision = self.sync.plan(&image, &changed, &deleted);
+            decide += decided.elapsed();
+            let plan = match decision {
+                Decision::Sync(plan) => plan,
+                Decision::Rebuild { reason } => {
+                    self.report(Level::Info, format!("rebuilding {image}: {reason}"));
+                    fallback.push((image, files));
+                    continue;
+                }
+            };
+            let Some(reference) = state
+                .deployed
+                .iter()
+                .find(|i| i.image_name == image)
+                .map(|i| i.reference.to_string())
+            else {
+                fallback.push((image, files));
+                continue;
+            };
+            if !announced {
+                announced = true;
+                self.reporter.report(Event::IterationStarted {
+                    trigger: trigger.clone(),
+                });
+            }
+            let copying = Instant::now();
+            let outcome = self
+                .sync
+                .sync(&state.session, &image, &reference, &plan, &*self.reporter)
+                .await;
+            copy += copying.elapsed();
+            match outcome {
+                Ok(SyncOutcome::Synced(report)) => containers += report.containers.len(),
+                Ok(SyncOutcome::Rebuild { .. }) => fallback.push((image, files)),
+                Err(error) => errors.push(format!("{image}: {}", first_line(&error.to_string()))),
+            }
+        }
+        if !announced {
+            return fallback;
+        }
+        let total = started.elapsed();
+        let mut parts = Vec::new();
+        if containers > 0 {
+            parts.push(format!(
+                "synced into {} in {} (decide {}, copy {})",
+                plural(containers, "container"),
+                millis(total),
+                millis(decide),
+                millis(copy)
+            ));
+        }
+        if !fallback.is_empty() {
+            let images: Vec<&str> = fallback.iter().map(|(i, _)| i.as_str()).collect();
+            parts.push(format!("rebuilding {} instead", images.join(", ")));
+        }
+        if !errors.is_empty() {
+            parts.push(format!("sync failed: {}", errors.join("; ")));
+        }
+        let summary = format!("{trigger} → {}", parts.join(", "));
+        self.reporter.report(Event::IterationFinished {
+            trigger,
+            summary,
+            total,
+            phases: vec![("sync".to_owned(), copy)],
+            error: (!errors.is_empty()).then(|| errors.join("; ")),
+        });
+        fallback
     }
 
     /// The artifacts to rebuild for `changed`: those, and every artifact requiring one of
@@ -1057,6 +1249,7 @@ impl DevLoop {
             .count();
         done.status = deployed.status;
         state.manifests.clone_from(&rendered.manifests.manifests);
+        state.deployed.clone_from(&rendered.images);
         if state.kube_logs.is_none() && self.options.tail {
             if let Some(connection) = state.session.kubernetes() {
                 let mut namespaces = vec![connection.default_namespace.clone()];
