@@ -1,26 +1,130 @@
 //! Renders the libraries' events for a person: one line per event on stdout (progress) or
-//! stderr (warnings), as Skaffold prints them.
+//! stderr (warnings), as Skaffold prints them. On a terminal, long phases (a build, an
+//! iteration) show a spinner with the time so far, and lines are coloured unless `--color=false`
+//! or `NO_COLOR` says otherwise; piped output stays plain lines.
 
-use std::io::Write;
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use skiff_types::event::{Event, Level, Reporter};
+
+/// Whether the user allows colour (`--color`, `NO_COLOR`); set once by `main`.
+static COLOR_ALLOWED: OnceLock<bool> = OnceLock::new();
+
+/// Records the user's colour choice for every console reporter made afterwards.
+pub fn allow_color(allowed: bool) {
+    let _ = COLOR_ALLOWED.set(allowed);
+}
+
+/// How lines are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Style {
+    /// ANSI colours.
+    pub color: bool,
+    /// Spinners for long phases (stdout is a terminal).
+    pub live: bool,
+}
+
+impl Style {
+    /// The style for this process's stdout.
+    pub fn detect() -> Style {
+        let terminal = std::io::stdout().is_terminal();
+        Style {
+            color: terminal && COLOR_ALLOWED.get().copied().unwrap_or(true),
+            live: terminal,
+        }
+    }
+}
+
+const RESET: &str = "\x1b[0m";
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+/// Colours for log prefixes, one per image.
+const LOG_COLORS: [&str; 5] = ["\x1b[36m", "\x1b[35m", "\x1b[34m", "\x1b[32m", "\x1b[33m"];
+
+fn paint(color: &str, text: &str) -> String {
+    format!("{color}{text}{RESET}")
+}
+
+/// Spinners of the phases under way: one per building image, one for the iteration.
+#[derive(Debug)]
+struct Live {
+    bars: MultiProgress,
+    spinners: BTreeMap<String, ProgressBar>,
+}
+
+impl Live {
+    fn start(&mut self, key: String, message: String) {
+        let bar = self.bars.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(message);
+        bar.enable_steady_tick(Duration::from_millis(100));
+        if let Some(old) = self.spinners.insert(key, bar) {
+            old.finish_and_clear();
+        }
+    }
+
+    fn stop(&mut self, key: &str) {
+        if let Some(bar) = self.spinners.remove(key) {
+            bar.finish_and_clear();
+            self.bars.remove(&bar);
+        }
+    }
+}
 
 /// Prints events as lines. `quiet` keeps only warnings.
 #[derive(Debug)]
 pub struct ConsoleReporter {
     quiet: bool,
     show_warnings: bool,
-    // One line at a time: builds run concurrently.
-    lock: Mutex<()>,
+    style: Style,
+    // One line at a time: builds run concurrently. Holds the spinners on a terminal.
+    lock: Mutex<Option<Live>>,
 }
 
 impl ConsoleReporter {
     pub fn new(quiet: bool, show_warnings: bool) -> ConsoleReporter {
+        ConsoleReporter::with_style(quiet, show_warnings, Style::detect())
+    }
+
+    pub fn with_style(quiet: bool, show_warnings: bool, style: Style) -> ConsoleReporter {
+        let live = (style.live && !quiet).then(|| Live {
+            bars: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+            spinners: BTreeMap::new(),
+        });
         ConsoleReporter {
             quiet,
             show_warnings,
-            lock: Mutex::new(()),
+            style,
+            lock: Mutex::new(live),
+        }
+    }
+
+    /// `text` as it is drawn: coloured by what it says when colours are on.
+    fn styled(&self, event: &Event, text: String, warning: bool) -> String {
+        if !self.style.color {
+            return text;
+        }
+        match event {
+            _ if warning => paint(YELLOW, &text),
+            Event::IterationFinished { error: Some(_), .. } => paint(RED, &text),
+            Event::IterationFinished { .. } | Event::Synced { .. } => paint(GREEN, &text),
+            Event::LogLine { image, .. } => match text.split_once("] ") {
+                Some((prefix, rest)) => {
+                    let key = image.as_deref().unwrap_or(prefix);
+                    let index = key.bytes().map(usize::from).sum::<usize>() % LOG_COLORS.len();
+                    format!("{}] {rest}", paint(LOG_COLORS[index], prefix))
+                }
+                None => text,
+            },
+            _ => text,
         }
     }
 }
@@ -116,24 +220,63 @@ fn human_bytes(bytes: u64) -> String {
 
 impl Reporter for ConsoleReporter {
     fn report(&self, event: Event) {
+        let Ok(mut live) = self.lock.lock() else {
+            return;
+        };
+        if let Some(live) = live.as_mut() {
+            match &event {
+                Event::BuildStarted { image, builder } => live.start(
+                    format!("build {image}"),
+                    format!("Building [{image}] with {builder}…"),
+                ),
+                Event::BuildFinished { image, .. } => live.stop(&format!("build {image}")),
+                Event::IterationStarted { trigger } => {
+                    live.start("iteration".into(), format!("{trigger} → working…"));
+                }
+                Event::IterationFinished { .. } => {
+                    live.spinners.retain(|_, bar| {
+                        bar.finish_and_clear();
+                        false
+                    });
+                }
+                _ => {}
+            }
+        }
         let Some((text, warning)) = line(&event) else {
             return;
         };
         if (warning && !self.show_warnings) || (!warning && self.quiet) {
             return;
         }
-        let _guard = self.lock.lock();
+        let mut lines = Vec::new();
         if let Event::IterationFinished {
             error: Some(error), ..
         } = &event
         {
-            let _ = writeln!(std::io::stderr().lock(), "error: {error}");
+            let error = format!("error: {error}");
+            lines.push((
+                if self.style.color {
+                    paint(RED, &error)
+                } else {
+                    error
+                },
+                true,
+            ));
         }
+        lines.push((self.styled(&event, text, warning), warning));
         // A closed pipe (`skiff build | head`) is not worth failing a build over.
-        if warning {
-            let _ = writeln!(std::io::stderr().lock(), "{text}");
-        } else {
-            let _ = writeln!(std::io::stdout().lock(), "{text}");
+        let print = || {
+            for (text, to_stderr) in &lines {
+                if *to_stderr {
+                    let _ = writeln!(std::io::stderr().lock(), "{text}");
+                } else {
+                    let _ = writeln!(std::io::stdout().lock(), "{text}");
+                }
+            }
+        };
+        match live.as_ref() {
+            Some(live) if !live.spinners.is_empty() => live.bars.suspend(print),
+            _ => print(),
         }
     }
 }
@@ -142,6 +285,58 @@ impl Reporter for ConsoleReporter {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn colours_follow_the_style() {
+        let plain = ConsoleReporter::with_style(false, true, Style::default());
+        let coloured = ConsoleReporter::with_style(
+            false,
+            true,
+            Style {
+                color: true,
+                live: false,
+            },
+        );
+        let failed = Event::IterationFinished {
+            trigger: "main.c".into(),
+            summary: "main.c → build failed".into(),
+            total: Duration::from_millis(5),
+            phases: Vec::new(),
+            error: Some("boom".into()),
+        };
+        assert_eq!(
+            plain.styled(&failed, "main.c → build failed".into(), false),
+            "main.c → build failed"
+        );
+        assert_eq!(
+            coloured.styled(&failed, "main.c → build failed".into(), false),
+            "\x1b[31mmain.c → build failed\x1b[0m"
+        );
+        let warning = Event::Message {
+            source: "deploy",
+            level: Level::Warning,
+            text: "port taken".into(),
+        };
+        assert_eq!(
+            coloured.styled(&warning, "warning: port taken".into(), true),
+            "\x1b[33mwarning: port taken\x1b[0m"
+        );
+        let log = Event::LogLine {
+            pod: None,
+            container: "web".into(),
+            image: Some("app".into()),
+            line: "up".into(),
+        };
+        let styled = coloured.styled(&log, "[web] up".into(), false);
+        assert!(
+            styled.starts_with("\x1b[") && styled.ends_with("\x1b[0m] up"),
+            "{styled:?}"
+        );
+        assert!(
+            plain.lock.lock().is_ok_and(|live| live.is_none()),
+            "no spinners off a terminal"
+        );
+    }
 
     #[test]
     fn deploy_lines() {

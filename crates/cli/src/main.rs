@@ -39,6 +39,7 @@ fn main() -> ExitCode {
     let color = cli.global.color
         && env.get("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::io::stderr().is_terminal();
+    console::allow_color(cli.global.color && env.get("NO_COLOR").is_none_or(|v| v.is_empty()));
     match run(&cli, env) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
