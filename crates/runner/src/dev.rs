@@ -491,7 +491,8 @@ impl DevLoop {
         let (control, control_rx) = DevControl::new(&options);
         let pipeline = Pipeline::new(configs, &options)?;
         Ok(DevLoop {
-            sync: SyncStage::new(pipeline.sync.clone(), run_id),
+            sync: SyncStage::new(pipeline.sync.clone(), run_id)
+                .with_docker_host(options.deploy.docker_host.clone()),
             pipeline,
             options,
             build: BuildStage::new(),
@@ -851,7 +852,8 @@ impl DevLoop {
         self.sync = SyncStage::new(
             self.pipeline.sync.clone(),
             self.options.deploy.run_id.clone(),
-        );
+        )
+        .with_docker_host(self.options.deploy.docker_host.clone());
         state.images.clear();
         state.dependencies.clear();
         if !same_deploy {

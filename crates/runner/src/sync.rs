@@ -269,6 +269,9 @@ pub struct SyncStage {
     undeletable: Mutex<BTreeMap<String, String>>,
     docker: tokio::sync::OnceCell<DockerSyncer>,
     kubernetes: tokio::sync::OnceCell<KubernetesSyncer>,
+    /// The local Docker engine (`DOCKER_HOST`; `None`: the default socket), through which pods
+    /// of a cluster running on it are synced without exec.
+    docker_host: Option<String>,
 }
 
 impl std::fmt::Debug for SyncStage {
@@ -291,7 +294,15 @@ impl SyncStage {
             undeletable: Mutex::new(BTreeMap::new()),
             docker: tokio::sync::OnceCell::new(),
             kubernetes: tokio::sync::OnceCell::new(),
+            docker_host: None,
         }
+    }
+
+    /// Uses the Docker engine at `docker_host` (`DOCKER_HOST`'s value) for the local
+    /// containers, and for pods of a cluster whose containers run on that engine.
+    pub fn with_docker_host(mut self, docker_host: Option<String>) -> SyncStage {
+        self.docker_host = docker_host;
+        self
     }
 
     /// The settings.
@@ -426,7 +437,13 @@ impl SyncStage {
             target.kube_context = Some(connection.context.clone());
             let syncer = self
                 .kubernetes
-                .get_or_init(|| async { KubernetesSyncer::new(connection.client.clone(), None) })
+                .get_or_init(|| async {
+                    let syncer = KubernetesSyncer::new(connection.client.clone(), None);
+                    match DockerSyncer::connect(self.docker_host.as_deref()).await {
+                        Ok(engine) => syncer.with_local_engine(engine),
+                        Err(_) => syncer,
+                    }
+                })
                 .await;
             syncers.push(syncer);
         }

@@ -31,8 +31,8 @@ pub struct DockerSyncer {
 /// A container found for a sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DockerContainer {
-    id: String,
-    name: String,
+    pub(crate) id: String,
+    pub(crate) name: String,
 }
 
 impl DockerSyncer {
@@ -153,7 +153,7 @@ impl DockerSyncer {
         Ok((code, output))
     }
 
-    async fn workdir(&self, container: &DockerContainer) -> Result<String, SyncError> {
+    pub(crate) async fn workdir(&self, container: &DockerContainer) -> Result<String, SyncError> {
         let inspected = self
             .docker
             .inspect_container(&container.id, None)
@@ -166,7 +166,7 @@ impl DockerSyncer {
             .unwrap_or_else(|| "/".to_owned()))
     }
 
-    async fn upload(
+    pub(crate) async fn upload(
         &self,
         container: &DockerContainer,
         path: &str,

@@ -282,7 +282,22 @@ pub fn decide(
                 return rebuild(format!("{rel} matches no sync rule"));
             }
             match map.get(Path::new(&rel)) {
-                Some(dests) => dests.iter().map(|d| (*d).to_owned()).collect(),
+                // The copy map comes from a Dockerfile: normalise it like a manual `dest`.
+                Some(dests) => {
+                    let mut normalised = Vec::new();
+                    for dest in dests {
+                        match container_path(dest, "") {
+                            Some(dest) => normalised.push(dest),
+                            None => {
+                                return rebuild(format!(
+                                    "{rel}: the Dockerfile copies it to {dest}, which leaves \
+                                     the container's root or WORKDIR"
+                                ));
+                            }
+                        }
+                    }
+                    normalised
+                }
                 None => {
                     return rebuild(format!(
                         "{rel} matches sync.infer, but the Dockerfile's final stage does not \

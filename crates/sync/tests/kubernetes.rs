@@ -301,4 +301,33 @@ async fn image_without_tar_gives_the_no_tar_error() {
     assert!(matches!(error, SyncError::NoTar { .. }), "{error}");
     assert!(error.rebuild_instead());
     assert!(error.to_string().contains("scratch/app"), "{error}");
+
+    // The pod runs on the local engine: through it, the copy needs no `tar`.
+    let engine = skiff_sync::docker::DockerSyncer::connect(docker_host().as_deref())
+        .await
+        .unwrap();
+    let syncer = KubernetesSyncer::new(client.clone(), Some(namespace.name.clone()))
+        .with_local_engine(engine);
+    let report = syncer
+        .sync(
+            &target(&reference, &run_id),
+            &plan(context.path(), &rules(), &["www/msg.txt"], &[]),
+            &CollectingReporter::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.containers.len(), 1);
+    let pod = Api::<Pod>::namespaced(client.clone(), &namespace.name)
+        .get("scratch")
+        .await
+        .unwrap();
+    let id = pod.status.unwrap().container_statuses.unwrap()[0]
+        .container_id
+        .clone()
+        .unwrap();
+    let id = id.strip_prefix("docker://").unwrap();
+    assert_eq!(
+        read_in_container(id, "/srv/www/msg.txt").as_deref(),
+        Some("new")
+    );
 }
