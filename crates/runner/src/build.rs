@@ -147,6 +147,9 @@ pub struct BuildOutcome {
     pub images: Vec<BuiltImage>,
     /// Whether they were pushed.
     pub pushed: bool,
+    /// Each built artifact's dependency files as the build listed them (absolute); `None` for a
+    /// plugged-in builder. Saves a caller (the dev loop) listing them again.
+    pub dependencies: BTreeMap<String, Option<Vec<PathBuf>>>,
 }
 
 impl BuildStage {
@@ -289,13 +292,22 @@ impl BuildStage {
             None => None,
         };
         let cache = match (&options.cache_file, options.cache_artifacts) {
-            (Some(path), true) => {
-                let cache = ArtifactCache::open(path)?;
-                for warning in cache.warnings() {
-                    warn(reporter, warning.clone());
+            (Some(path), true) => match ArtifactCache::open(path) {
+                Ok(cache) => {
+                    for warning in cache.warnings() {
+                        warn(reporter, warning.clone());
+                    }
+                    Some(cache)
                 }
-                Some(cache)
-            }
+                // The cache only saves time: an unreadable one means building without it.
+                Err(error) => {
+                    warn(
+                        reporter,
+                        format!("the build cache is not used: {error}; building without it"),
+                    );
+                    None
+                }
+            },
             _ => None,
         };
         let daemonless = if choices.values().any(BuilderChoice::is_daemonless) {
@@ -317,6 +329,7 @@ impl BuildStage {
             docker_config,
             cache: Mutex::new(cache),
             keys: Mutex::new(BTreeMap::new()),
+            dependencies: Mutex::new(BTreeMap::new()),
             use_buildkit: settings.use_buildkit,
             builders: &self.builders,
         };
@@ -340,6 +353,11 @@ impl BuildStage {
         Ok(BuildOutcome {
             images: outcome.built.into_values().collect(),
             pushed: push,
+            dependencies: shared
+                .dependencies
+                .lock()
+                .map(|mut d| std::mem::take(&mut *d))
+                .unwrap_or_default(),
         })
     }
 }
@@ -396,6 +414,7 @@ struct Shared<'a> {
     docker_config: Option<Arc<DockerConfig>>,
     cache: Mutex<Option<ArtifactCache>>,
     keys: Mutex<BTreeMap<String, String>>,
+    dependencies: Mutex<BTreeMap<String, Option<Vec<PathBuf>>>>,
     use_buildkit: bool,
     builders: &'a BTreeMap<String, Arc<dyn Builder>>,
 }
@@ -462,6 +481,14 @@ impl Shared<'_> {
         let image = artifact.image.clone();
         let builder = self.builder_for(artifact)?;
         let files = self.dependency_files(artifact, &required).await?;
+        if let Ok(mut dependencies) = self.dependencies.lock() {
+            dependencies.insert(
+                image.clone(),
+                files
+                    .as_ref()
+                    .map(|f| f.iter().map(|f| artifact.context.join(f)).collect()),
+            );
+        }
         let needs_key = self.options.cache_artifacts || matches!(policy, TagPolicy::InputDigest);
         let key = match (&files, needs_key) {
             (Some(files), true) => {
