@@ -1187,17 +1187,10 @@ impl DevLoop {
                 state.images.retain(|i| i.image_name != image.image_name);
                 state.images.push(image);
             }
-            for artifact in &self.pipeline.build.artifacts {
-                if done.rebuilt.contains(&artifact.image) {
-                    let files = self
-                        .build
-                        .artifact_dependencies(artifact, &self.options.render.build.env)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|f| f.into_iter().collect());
-                    state.dependencies.insert(artifact.image.clone(), files);
-                }
+            for (image, files) in outcome.dependencies {
+                state
+                    .dependencies
+                    .insert(image, files.map(|f| f.into_iter().collect()));
             }
         }
         if !deploy {
