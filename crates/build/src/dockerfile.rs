@@ -2666,7 +2666,17 @@ mod tests {
         }
     }
 
+    /// Proptest cases: `default`, or `SKIFF_FUZZ_CASES` for a longer fuzzing run
+    /// (`SKIFF_FUZZ_CASES=100000 cargo test ... fuzz`).
+    fn fuzz_cases(default: u32) -> u32 {
+        std::env::var("SKIFF_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(fuzz_cases(256)))]
         #[test]
         fn parse_never_panics(text in "(FROM|RUN|COPY|ADD|ENV|ARG|WORKDIR|#|<<|EOF|\\$|\\{|\\}|:|-|\\+|\\?|%|/|\\\\|`|\"|'|\\[|\\]|,| |\t|\n|a|=|AS|--from=|escape=)*") {
             let _ = parse(&text, &BTreeMap::new());

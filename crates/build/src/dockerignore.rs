@@ -775,7 +775,17 @@ mod tests {
         }
     }
 
+    /// Proptest cases: `default`, or `SKIFF_FUZZ_CASES` for a longer fuzzing run
+    /// (`SKIFF_FUZZ_CASES=100000 cargo test ... fuzz`).
+    fn fuzz_cases(default: u32) -> u32 {
+        std::env::var("SKIFF_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(fuzz_cases(256)))]
         #[test]
         fn never_panics(text in "[-a-z*?!#/\\\\\\[\\]^. \n\t]{0,80}", path in "[-a-z*?/. \\[\\]]{0,40}") {
             if let Ok(i) = DockerIgnore::parse(&text) {

@@ -21,6 +21,8 @@ struct Prepared {
     reporter: Arc<dyn Reporter>,
     /// Set when events go to a log file or the HTTP API.
     hub: Option<Arc<EventHub>>,
+    /// `--event-log`, resolved against the working directory.
+    event_log: Option<std::path::PathBuf>,
 }
 
 /// What `dev` adds to `run`'s options.
@@ -106,6 +108,7 @@ fn prepare_loop(
         loop_,
         reporter,
         hub,
+        event_log: args.event_log.as_ref().map(|path| prepared.cwd.join(path)),
     })
 }
 
@@ -211,7 +214,7 @@ pub fn dev(cli: &Cli, args: &DevArgs, env: BTreeMap<String, String>) -> anyhow::
             WatchOptions {
                 roots: prepared.loop_.watch_roots(),
                 trigger,
-                ignore: prepared.loop_.watch_ignore(),
+                ignore: ignore_own_files(prepared.loop_.watch_ignore(), prepared.event_log.clone()),
                 ..WatchOptions::default()
             },
             Arc::clone(&prepared.reporter),
@@ -237,4 +240,22 @@ pub fn dev(cli: &Cli, args: &DevArgs, env: BTreeMap<String, String>) -> anyhow::
         anyhow::Ok(())
     })?;
     Ok(())
+}
+
+/// `ignore`, also ignoring the files skiff writes itself during `dev`: the `--event-log` file
+/// inside a watched context would otherwise start an iteration, whose events start the next.
+fn ignore_own_files(
+    mut ignore: skiff_watch::IgnoreRules,
+    event_log: Option<std::path::PathBuf>,
+) -> skiff_watch::IgnoreRules {
+    if let Some(log) = event_log {
+        let canonical = match (log.parent(), log.file_name()) {
+            (Some(dir), Some(name)) => dir.canonicalize().ok().map(|dir| dir.join(name)),
+            _ => None,
+        };
+        ignore.exclude.push(Arc::new(move |path: &std::path::Path| {
+            path == log || canonical.as_deref() == Some(path)
+        }));
+    }
+    ignore
 }

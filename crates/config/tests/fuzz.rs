@@ -87,8 +87,17 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
+/// Proptest cases: `default`, or `SKIFF_FUZZ_CASES` for a longer fuzzing run
+/// (`SKIFF_FUZZ_CASES=100000 cargo test ... fuzz`).
+fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("SKIFF_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(fuzz_cases(256)))]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {

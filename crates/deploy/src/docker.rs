@@ -17,9 +17,11 @@
 //!
 //! [`DockerDeployer::follow_logs`] streams every container of the run — including those a later
 //! redeploy starts — as [`Event::LogLine`]s, each line once. [`Deployer::cleanup`] removes the
-//! run's containers and network; [`delete_labelled`] does the same for `skiff delete`. Both
-//! select by label only, so a container without skiff's labels is never touched, whatever its
-//! name.
+//! run's containers and network; [`delete_labelled`] does the same for `skiff delete`, and
+//! [`delete_labelled_images`] for the containers of given images only (one project's). The
+//! first deploy of a deployer removes what an earlier run of the same images left behind (a
+//! `dev` killed with `SIGKILL`). All select by label only, so a container without skiff's
+//! labels is never touched, whatever its name.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -197,6 +199,8 @@ struct State {
     generations: HashMap<String, u64>,
     /// Whether the once-per-session warnings about the options were given.
     options_checked: bool,
+    /// Whether leftovers of earlier runs were looked for (once per session).
+    swept: bool,
 }
 
 /// One container this deployer runs.
@@ -345,6 +349,45 @@ impl DockerDeployer {
                     || image_basename(image) == port.image
             })
             .map(String::as_str)
+    }
+
+    /// Removes the containers (and networks) an earlier run of the same images left behind —
+    /// a `dev` killed with `SIGKILL` cannot clean up. Selects by label only: skiff's labels,
+    /// [`IMAGE_LABEL`] naming one of [`DockerDeployOptions::images`], and another run id. A
+    /// failure is a warning: the deploy goes on.
+    async fn sweep_leftovers(&self, reporter: &dyn Reporter) {
+        if self.options.images.is_empty() {
+            return;
+        }
+        let result = remove_leftovers(
+            &self.docker,
+            &self.endpoint,
+            &self.options.images,
+            Some(&self.options.run_id),
+            self.options.stop_grace,
+        )
+        .await;
+        let (removed, error) = match result {
+            Ok(removed) => (removed, None),
+            Err((removed, error)) => (removed, Some(error)),
+        };
+        if !removed.is_empty() {
+            warn(
+                reporter,
+                format!(
+                    "removing what an earlier run of {} left behind (it did not clean up, \
+                     e.g. it was killed)",
+                    self.options.images.join(", ")
+                ),
+            );
+        }
+        report_deleted(reporter, &removed);
+        if let Some(error) = error {
+            warn(
+                reporter,
+                format!("could not remove what an earlier run left behind: {error}"),
+            );
+        }
     }
 
     /// The network's ID, creating the network on first use.
@@ -746,6 +789,9 @@ impl Deployer for DockerDeployer {
     ) -> Result<DeployOutcome, DeployError> {
         let mut state = self.state.lock().await;
         self.check_options(&mut state, reporter);
+        if !std::mem::replace(&mut state.swept, true) {
+            self.sweep_leftovers(reporter).await;
+        }
         let mut outcome = DeployOutcome::default();
         for image_name in &self.options.images {
             let Some(image) = input.images.iter().find(|b| b.image_name == *image_name) else {
@@ -865,6 +911,136 @@ pub async fn delete_labelled(
     remove_labelled(&docker, &endpoint, run_id, DEFAULT_STOP_GRACE)
         .await
         .map_err(|(_, error)| error)
+}
+
+/// Removes, for `skiff delete`, the containers on the engine at `docker_host` that run one of
+/// `images` (the artifact image names of `deploy.docker.images`, as in [`IMAGE_LABEL`]) and
+/// carry skiff's labels, whatever their run; then the networks of those runs. Containers of
+/// other projects' images, and anything without skiff's labels, are never touched.
+///
+/// Returns what was removed (kinds `Container` and `Network`).
+pub async fn delete_labelled_images(
+    docker_host: Option<&str>,
+    images: &[String],
+) -> Result<Vec<ResourceRef>, DeployError> {
+    let (docker, endpoint) = connect_engine(docker_host).await?;
+    remove_leftovers(&docker, &endpoint, images, None, DEFAULT_STOP_GRACE)
+        .await
+        .map_err(|(_, error)| error)
+}
+
+/// Stops and removes skiff's containers running one of `images` whose run is not `keep_run`,
+/// then the networks of their runs that no container uses anymore. On error, also says what
+/// was removed before it.
+async fn remove_leftovers(
+    docker: &Docker,
+    endpoint: &str,
+    images: &[String],
+    keep_run: Option<&str>,
+    grace: Duration,
+) -> Result<Vec<ResourceRef>, (Vec<ResourceRef>, DeployError)> {
+    let mut filters = label_filters(None);
+    filters.push(IMAGE_LABEL.to_owned());
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_owned(), filters)])),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| {
+            let error = engine_error(endpoint, "list skiff's containers".to_owned(), &e);
+            (Vec::new(), error)
+        })?;
+    let mut runs = BTreeSet::new();
+    let containers: Vec<(String, String)> = containers
+        .into_iter()
+        .filter(|c| is_skiffs_container(c.labels.as_ref(), None))
+        .filter_map(|c| {
+            let labels = c.labels.as_ref()?;
+            let image = labels.get(IMAGE_LABEL)?;
+            let run = labels.get(RUN_ID_LABEL)?;
+            if !images.contains(image) || keep_run == Some(run.as_str()) {
+                return None;
+            }
+            runs.insert(run.clone());
+            let id = c.id?;
+            let name = c
+                .names
+                .and_then(|names| names.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_owned())
+                .unwrap_or_else(|| id.clone());
+            Some((id, name))
+        })
+        .collect();
+    let mut removed = Vec::new();
+    let mut first_error = None;
+    let stops = containers
+        .iter()
+        .map(|(id, name)| stop_container(docker, endpoint, id, name, grace));
+    for (result, (id, name)) in join_all(stops).await.into_iter().zip(&containers) {
+        drop(result);
+        match remove_container(docker, endpoint, id, name).await {
+            Ok(()) => removed.push(container_ref(name)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    for run in &runs {
+        let filters = HashMap::from([("label".to_owned(), label_filters(Some(run)))]);
+        let networks = match docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+        {
+            Ok(networks) => networks,
+            Err(e) => {
+                first_error.get_or_insert(engine_error(
+                    endpoint,
+                    "list skiff's networks".to_owned(),
+                    &e,
+                ));
+                continue;
+            }
+        };
+        for network in networks {
+            if !is_skiffs(network.labels.as_ref(), Some(run)) {
+                continue;
+            }
+            let (Some(id), Some(name)) = (network.id, network.name) else {
+                continue;
+            };
+            match docker.remove_network(&id).await {
+                Ok(())
+                | Err(EngineError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => removed.push(ResourceRef {
+                    api_version: DOCKER_API_VERSION.to_owned(),
+                    kind: "Network".to_owned(),
+                    namespace: None,
+                    name,
+                }),
+                // Still used by a container of that run running another project's image.
+                Err(EngineError::DockerResponseServerError {
+                    status_code: 403 | 409,
+                    ..
+                }) => {}
+                Err(e) => {
+                    first_error.get_or_insert(engine_error(
+                        endpoint,
+                        format!("remove network {name}"),
+                        &e,
+                    ));
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err((removed, error)),
+        None => Ok(removed),
+    }
 }
 
 /// Stops and removes labelled containers, then labelled networks. On error, also says what

@@ -837,8 +837,17 @@ mod never_panics {
             .unwrap()
     }
 
+    /// Proptest cases: `default`, or `SKIFF_FUZZ_CASES` for a longer fuzzing run
+    /// (`SKIFF_FUZZ_CASES=100000 cargo test ... fuzz`).
+    fn fuzz_cases(default: u32) -> u32 {
+        std::env::var("SKIFF_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(fuzz_cases(300)))]
 
         #[test]
         fn arbitrary_text(text in "\\PC{0,300}") {

@@ -12,7 +12,7 @@ use skiff_deploy::kubernetes::apply::{ApplyOptions, delete_labelled};
 use skiff_deploy::kubernetes::client::{KubeTarget, connect};
 use skiff_deploy::kubernetes::status::{KubernetesStatusChecker, StatusOptions, is_checked};
 use skiff_deploy::{ApplyAction, DeployInput, Deployer, ResourceRef};
-use skiff_types::event::Reporter;
+use skiff_types::event::{Event, Reporter};
 use skiff_types::image::BuiltImage;
 use skiff_types::manifest::ManifestSet;
 
@@ -201,7 +201,9 @@ pub async fn deploy(
 }
 
 /// `skiff delete`: remove what the configuration's rendered objects name (only objects that
-/// carry skiff's labels) and the configuration's local containers.
+/// carry skiff's labels) and the configuration's local containers: those carrying skiff's
+/// labels and running one of `deploy.docker.images`, of any run (a killed `dev` leaves its
+/// containers behind); other projects' containers are left alone.
 pub async fn delete(
     settings: &DeploySettings,
     manifests: &ManifestSet,
@@ -210,9 +212,22 @@ pub async fn delete(
 ) -> Result<Vec<ResourceRef>, RunnerError> {
     let mut deleted = Vec::new();
     if !settings.docker_images.is_empty() {
-        deleted.extend(
-            skiff_deploy::docker::delete_labelled(options.docker_host.as_deref(), None).await?,
-        );
+        let removed = skiff_deploy::docker::delete_labelled_images(
+            options.docker_host.as_deref(),
+            &settings.docker_images,
+        )
+        .await?;
+        for resource in &removed {
+            reporter.report(Event::Deployed {
+                object: if resource.kind == "Container" {
+                    resource.name.clone()
+                } else {
+                    resource.to_string()
+                },
+                action: "deleted".to_owned(),
+            });
+        }
+        deleted.extend(removed);
     }
     if settings.kubernetes && !manifests.manifests.is_empty() {
         let connection = connect(&options.kube_target()).await?;

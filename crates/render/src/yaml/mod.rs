@@ -332,6 +332,15 @@ pub(crate) fn from_value(value: serde_yaml::Value) -> Result<Node<'static>, Stri
                     tagged.tag
                 ));
             }
+            // The non-specific tag `!` (which serde_yaml spells `!!`) makes a scalar a string:
+            // written back as that string, without the tag.
+            scalar if matches!(tagged.tag.to_string().as_str(), "!" | "!!") => match scalar {
+                Value::String(s) => Node::Scalar(Scalar::owned(s)),
+                Value::Number(n) => Node::Scalar(Scalar::owned(number_text(&n))),
+                Value::Bool(b) => Node::Scalar(Scalar::owned(b.to_string())),
+                Value::Null => Node::Scalar(Scalar::owned(String::new())),
+                other => from_value(other)?,
+            },
             scalar => match from_value(scalar)? {
                 Node::Scalar(Scalar::Plain(s) | Scalar::Quoted(s)) => {
                     Node::Scalar(Scalar::Plain(Cow::Owned(format!("{} {s}", tagged.tag))))

@@ -314,6 +314,13 @@ fn fallback_values_are_written_faithfully() {
     ] {
         check(text);
     }
+    // The non-specific tag makes a string, written back without the tag.
+    let value: Value = serde_yaml::from_str("a: !\tbatch/v1\nb: ! 12\n").unwrap();
+    let node = from_value(value).unwrap();
+    let text = emit_document(&node);
+    let back: Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(back["a"], Value::String("batch/v1".into()), "{text}");
+    assert_eq!(back["b"], Value::String("12".into()), "{text}");
     let value: Value = serde_yaml::from_str("a: !custom value\n").unwrap();
     let node = from_value(value).unwrap();
     assert_eq!(emit_document(&node), "a: !custom value\n");
