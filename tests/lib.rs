@@ -1,6 +1,8 @@
 //! End-to-end tests of the `skiff` binary live in this package's `tests/` directory; this
 //! library gives them the binary and the workspace's paths.
 
+pub mod harness;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -6,146 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(180);
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn docker_available() -> bool {
-    let ok = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && ci() {
-        panic!("no Docker engine answers (CI=true: `scripts/devenv/up docker` starts it)");
-    }
-    if !ok {
-        eprintln!("skipped: no Docker engine answers (`docker info` failed)");
-    }
-    ok
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// A copy of `examples/hello-http` where every `hello-http` is `name` (as in `dev.rs`).
-fn example_copy(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(
-        &skiff_e2e::workspace_root().join("examples/hello-http"),
-        dir.path(),
-    );
-    let _ = std::fs::remove_file(dir.path().join("hello"));
-    for file in ["skaffold.yaml", "k8s/deployment.yaml", "k8s/service.yaml"] {
-        let path = dir.path().join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replace("hello-http", name)).unwrap();
-    }
-    dir
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
-}
-
-/// A running `skiff`, its output lines collected.
-struct Skiff {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Skiff {
-    fn start(dir: &Path, args: &[&str]) -> Skiff {
-        let mut child = Command::new(skiff_e2e::skiff_bin())
-            .args(args)
-            .current_dir(dir)
-            .env("NO_COLOR", "1")
-            .env(
-                "XDG_CACHE_HOME",
-                std::env::temp_dir().join("skiff-e2e-cleanup-cache"),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
-        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
-        for stream in [out, err] {
-            let lines = Arc::clone(&lines);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut buffer = Vec::new();
-                while reader.read_until(b'\n', &mut buffer).is_ok_and(|n| n > 0) {
-                    let line = String::from_utf8_lossy(&buffer).trim_end().to_owned();
-                    buffer.clear();
-                    eprintln!("skiff| {line}");
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        Skiff { child, lines }
-    }
-
-    fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    fn wait_line(&mut self, timeout: Duration, find: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| find(l)) {
-                return line.clone();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("skiff exited ({status}) early:\n{}", self.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out; output:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// `SIGKILL`: no chance to clean up.
-    fn kill_hard(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Skiff {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use skiff_e2e::harness::{Skiff, docker_available, example_copy, unique};
 
 fn docker(args: &[&str]) -> String {
     let output = Command::new("docker").args(args).output().unwrap();
@@ -235,7 +102,7 @@ impl Drop for Cleanup {
 /// `skiff dev -p docker` until its container serves; returns it and the container names.
 fn dev_until_deployed(dir: &Path, image: &str) -> (Skiff, Vec<String>) {
     let mut skiff = Skiff::start(dir, &["dev", "-p", "docker"]);
-    skiff.wait_line(LONG, |l| l.starts_with("Port forwarding "));
+    skiff.wait_line(0, LONG, |l| l.starts_with("Port forwarding ").then_some(()));
     let containers = labelled_containers(image);
     assert!(!containers.is_empty(), "no container:\n{}", skiff.output());
     (skiff, containers)
@@ -323,7 +190,7 @@ fn dev_killed_leaves_labelled_containers_that_next_dev_and_delete_remove_sparing
             second.output()
         );
     }
-    second.wait_line(LONG, |l| l.contains("earlier run"));
+    second.wait_line(0, LONG, |l| l.contains("earlier run").then_some(()));
     assert!(networks_of_run(&first_run).is_empty());
     assert!(exists(&lookalike), "the unlabelled container was removed");
     assert!(

@@ -8,21 +8,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn docker_available() -> bool {
-    let ok = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("no Docker engine answers (CI=true: `scripts/devenv/up docker` starts it)");
-    }
-    if !ok {
-        eprintln!("skipped: no Docker engine answers");
-    }
-    ok
-}
+use skiff_e2e::harness::docker_available;
 
 #[test]
 fn event_log_inside_the_context_does_not_trigger_iterations() {

@@ -17,38 +17,10 @@ const MANIFESTS: usize = 200;
 const MAX_RSS_KIB: u64 = 200 * 1024;
 const LONG: Duration = Duration::from_secs(300);
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn missing(message: &str) -> bool {
-    if ci() {
-        panic!("{message} (CI=true: tests needing it fail; `scripts/devenv/up` starts it)");
-    }
-    eprintln!("skipped: {message}");
-    false
-}
+use skiff_e2e::harness::{docker_available, kube_available, unique};
 
 fn parts_available() -> bool {
-    let docker = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !docker {
-        return missing("no Docker engine answers (`docker info` failed)");
-    }
-    std::env::var_os("KUBECONFIG").is_some_and(|k| Path::new(&k).is_file())
-        || missing("KUBECONFIG names no kubeconfig file")
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+    docker_available() && kube_available()
 }
 
 fn run(program: &str, args: &[&str], stdin: Option<&str>) -> String {

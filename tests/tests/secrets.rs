@@ -16,27 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn missing(message: &str) -> bool {
-    if ci() {
-        panic!("{message} (CI=true: tests needing it fail; `scripts/devenv/up` starts it)");
-    }
-    eprintln!("skipped: {message}");
-    false
-}
-
-fn docker_available() -> bool {
-    let ok = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok || missing("no Docker engine answers (`docker info` failed)")
-}
+use skiff_e2e::harness::{docker_available, missing, unique};
 
 /// The kube API server of `$KUBECONFIG` (`https://host:port`) and its CA file.
 fn api_server() -> Option<(String, String)> {
@@ -52,14 +32,6 @@ fn api_server() -> Option<(String, String)> {
         Some(rest[..end].trim().to_owned())
     };
     Some((field("server:")?, field("certificate-authority:")?))
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 /// What one `skiff` run printed and logged.

@@ -1,0 +1,223 @@
+//! What the end-to-end tests share: whether the real parts are there (a missing part fails the
+//! test when `CI=true`, else skips it), copies of the example app, unique names, and [`Skiff`],
+//! a running `skiff` whose output lines are collected.
+
+#![allow(clippy::unwrap_used, clippy::print_stderr, clippy::missing_panics_doc)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A missing part: panic in CI, otherwise say why the test is skipped.
+pub fn missing(message: &str) -> bool {
+    if ci() {
+        panic!("{message} (CI=true: tests needing it fail; `scripts/devenv/up` starts it)");
+    }
+    eprintln!("skipped: {message}");
+    false
+}
+
+pub fn docker_available() -> bool {
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok || missing("no Docker engine answers (`docker info` failed)")
+}
+
+pub fn kube_available() -> bool {
+    std::env::var_os("KUBECONFIG").is_some_and(|k| Path::new(&k).is_file())
+        || missing("KUBECONFIG names no kubeconfig file")
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A copy of the example where every `hello-http` (image, objects, port-forward entry) is
+/// `name`, and the compiled binary left out.
+pub fn example_copy(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &crate::workspace_root().join("examples/hello-http"),
+        dir.path(),
+    );
+    let _ = std::fs::remove_file(dir.path().join("hello"));
+    for file in ["skaffold.yaml", "k8s/deployment.yaml", "k8s/service.yaml"] {
+        let path = dir.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("hello-http", name)).unwrap();
+    }
+    dir
+}
+
+/// [`example_copy`] without the example's sync rule: every change to `www/` rebuilds.
+pub fn example_copy_rebuilding(name: &str) -> tempfile::TempDir {
+    let dir = example_copy(name);
+    let path = dir.path().join("skaffold.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text
+        .find("    sync:\n")
+        .expect("the example has a sync rule");
+    let end = start + text[start..].find("manifests:").unwrap();
+    std::fs::write(&path, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    dir
+}
+
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// A running `skiff` whose output lines (stdout and stderr) are collected.
+#[derive(Debug)]
+pub struct Skiff {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Skiff {
+    pub fn start(dir: &Path, args: &[&str]) -> Skiff {
+        let mut child = Command::new(crate::skiff_bin())
+            .args(args)
+            .current_dir(dir)
+            .env(
+                "XDG_CACHE_HOME",
+                std::env::temp_dir().join("skiff-e2e-dev-cache"),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [out, err] {
+            let lines = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut buffer = Vec::new();
+                while reader.read_until(b'\n', &mut buffer).is_ok_and(|n| n > 0) {
+                    let line = String::from_utf8_lossy(&buffer).trim_end().to_owned();
+                    buffer.clear();
+                    eprintln!("skiff| {line}");
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Skiff { child, lines }
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits (up to `timeout`) for a line `find` accepts, among those from `from` on.
+    pub fn wait_line<T>(
+        &mut self,
+        from: usize,
+        timeout: Duration,
+        find: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = {
+                let lines = self.lines.lock().unwrap();
+                lines[from.min(lines.len())..].iter().find_map(|l| find(l))
+            };
+            if let Some(found) = found {
+                return found;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("skiff exited ({status}) early:\n{}", self.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out; output:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `SIGKILL`: no chance to clean up.
+    pub fn kill_hard(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// The process ID (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The lines from `from` on.
+    pub fn lines_from(&self, from: usize) -> Vec<String> {
+        let lines = self.lines.lock().unwrap();
+        lines[from.min(lines.len())..].to_vec()
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    pub fn interrupt(&mut self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("skiff did not exit; output:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Skiff {
+    fn drop(&mut self) {
+        // A failed test: let skiff clean up what it deployed, then make sure it is gone.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
