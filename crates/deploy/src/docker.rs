@@ -685,11 +685,34 @@ impl DockerDeployer {
         };
         let short_name = self.short_name(&image.image_name);
         let name = container_name_for(&short_name, &self.options.run_id, generation);
-        let ports = self.plan_ports(state, &image.image_name, &name, previous, reporter)?;
-        let id = self.create_container(&name, image, network, &ports).await?;
+        let mut ports = self.plan_ports(state, &image.image_name, &name, previous, reporter)?;
+        let mut id = self.create_container(&name, image, network, &ports).await?;
+        let shares_port = previous.is_some_and(|old| ports.iter().any(|p| old.ports.contains(p)));
+        if !shares_port {
+            let mut attempts: u32 = 0;
+            loop {
+                match self.start(&id, &name, &ports).await {
+                    Ok(()) => break,
+                    // Another process took the port between the check and the start (e.g.
+                    // another project starting at the same moment): choose the ports again.
+                    Err(DeployError::Listen { .. }) if attempts < 3 => {
+                        attempts += 1;
+                        self.discard(&id, &name, reporter).await;
+                        tokio::time::sleep(Duration::from_millis(50 * u64::from(attempts))).await;
+                        ports =
+                            self.plan_ports(state, &image.image_name, &name, previous, reporter)?;
+                        id = self.create_container(&name, image, network, &ports).await?;
+                    }
+                    Err(e) => {
+                        self.discard(&id, &name, reporter).await;
+                        return Err(e);
+                    }
+                }
+            }
+        }
 
         match previous {
-            Some(old) if ports.iter().any(|p| old.ports.contains(p)) => {
+            Some(old) if shares_port => {
                 // The host port can be bound once: stop the old container, start the new one,
                 // and only then remove the old one, so that it can come back on failure.
                 let swap = Instant::now();
@@ -732,10 +755,6 @@ impl DockerDeployer {
                 self.retire(old, reporter).await;
             }
             Some(old) => {
-                if let Err(e) = self.start(&id, &name, &ports).await {
-                    self.discard(&id, &name, reporter).await;
-                    return Err(e);
-                }
                 self.logs.add(&id, &name, &image.image_name);
                 if let Err(e) = self.stop(&old.id, &old.name).await {
                     warn(reporter, format!("could not stop {}: {e}", old.name));
@@ -747,13 +766,7 @@ impl DockerDeployer {
                 });
                 self.retire(old, reporter).await;
             }
-            None => {
-                if let Err(e) = self.start(&id, &name, &ports).await {
-                    self.discard(&id, &name, reporter).await;
-                    return Err(e);
-                }
-                self.logs.add(&id, &name, &image.image_name);
-            }
+            None => self.logs.add(&id, &name, &image.image_name),
         }
         Ok(Running {
             name,
