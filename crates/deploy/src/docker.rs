@@ -977,83 +977,19 @@ async fn remove_leftovers(
                 return None;
             }
             runs.insert(run.clone());
-            let id = c.id?;
-            let name = c
-                .names
-                .and_then(|names| names.into_iter().next())
-                .map(|n| n.trim_start_matches('/').to_owned())
-                .unwrap_or_else(|| id.clone());
-            Some((id, name))
+            id_and_name(c)
         })
         .collect();
-    let mut removed = Vec::new();
-    let mut first_error = None;
-    let stops = containers
-        .iter()
-        .map(|(id, name)| stop_container(docker, endpoint, id, name, grace));
-    for (result, (id, name)) in join_all(stops).await.into_iter().zip(&containers) {
-        drop(result);
-        match remove_container(docker, endpoint, id, name).await {
-            Ok(()) => removed.push(container_ref(name)),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
+    let mut removal = Removal::default();
+    removal
+        .containers(docker, endpoint, &containers, grace)
+        .await;
     for run in &runs {
-        let filters = HashMap::from([("label".to_owned(), label_filters(Some(run)))]);
-        let networks = match docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters),
-            }))
-            .await
-        {
-            Ok(networks) => networks,
-            Err(e) => {
-                first_error.get_or_insert(engine_error(
-                    endpoint,
-                    "list skiff's networks".to_owned(),
-                    &e,
-                ));
-                continue;
-            }
-        };
-        for network in networks {
-            if !is_skiffs(network.labels.as_ref(), Some(run)) {
-                continue;
-            }
-            let (Some(id), Some(name)) = (network.id, network.name) else {
-                continue;
-            };
-            match docker.remove_network(&id).await {
-                Ok(())
-                | Err(EngineError::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => removed.push(ResourceRef {
-                    api_version: DOCKER_API_VERSION.to_owned(),
-                    kind: "Network".to_owned(),
-                    namespace: None,
-                    name,
-                }),
-                // Still used by a container of that run running another project's image.
-                Err(EngineError::DockerResponseServerError {
-                    status_code: 403 | 409,
-                    ..
-                }) => {}
-                Err(e) => {
-                    first_error.get_or_insert(engine_error(
-                        endpoint,
-                        format!("remove network {name}"),
-                        &e,
-                    ));
-                }
-            }
-        }
+        // A network still in use serves a container of that run running another project's
+        // image: it stays.
+        removal.networks(docker, endpoint, Some(run), true).await;
     }
-    match first_error {
-        Some(error) => Err((removed, error)),
-        None => Ok(removed),
-    }
+    removal.finish()
 }
 
 /// Stops and removes labelled containers, then labelled networks. On error, also says what
@@ -1064,11 +1000,9 @@ async fn remove_labelled(
     run_id: Option<&str>,
     grace: Duration,
 ) -> Result<Vec<ResourceRef>, (Vec<ResourceRef>, DeployError)> {
-    let filters = HashMap::from([("label".to_owned(), label_filters(run_id))]);
-    let mut container_filters = filters.clone();
-    if let Some(labels) = container_filters.get_mut("label") {
-        labels.push(IMAGE_LABEL.to_owned());
-    }
+    let mut labels = label_filters(run_id);
+    labels.push(IMAGE_LABEL.to_owned());
+    let container_filters = HashMap::from([("label".to_owned(), labels)]);
     let containers = docker
         .list_containers(Some(ListContainersOptions {
             all: true,
@@ -1084,78 +1018,121 @@ async fn remove_labelled(
     let containers: Vec<(String, String)> = containers
         .into_iter()
         .filter(|c| is_skiffs_container(c.labels.as_ref(), run_id))
-        .filter_map(|c| {
-            let id = c.id?;
-            let name = c
-                .names
-                .and_then(|names| names.into_iter().next())
-                .map(|n| n.trim_start_matches('/').to_owned())
-                .unwrap_or_else(|| id.clone());
-            Some((id, name))
-        })
+        .filter_map(id_and_name)
         .collect();
+    let mut removal = Removal::default();
+    removal
+        .containers(docker, endpoint, &containers, grace)
+        .await;
+    removal.networks(docker, endpoint, run_id, false).await;
+    removal.finish()
+}
 
-    let mut removed = Vec::new();
-    let mut first_error = None;
-    let stops = containers
-        .iter()
-        .map(|(id, name)| stop_container(docker, endpoint, id, name, grace));
-    for (result, (id, name)) in join_all(stops).await.into_iter().zip(&containers) {
-        // A container that cannot be stopped is still removed, by force.
-        drop(result);
-        match remove_container(docker, endpoint, id, name).await {
-            Ok(()) => removed.push(container_ref(name)),
+/// A listed container's ID and name (its ID when it has no name).
+fn id_and_name(container: bollard::models::ContainerSummary) -> Option<(String, String)> {
+    let id = container.id?;
+    let name = container
+        .names
+        .and_then(|names| names.into_iter().next())
+        .map(|n| n.trim_start_matches('/').to_owned())
+        .unwrap_or_else(|| id.clone());
+    Some((id, name))
+}
+
+/// What a cleanup removed so far, and its first error: a cleanup goes on past errors.
+#[derive(Default)]
+struct Removal {
+    removed: Vec<ResourceRef>,
+    first_error: Option<DeployError>,
+}
+
+impl Removal {
+    /// Stops `containers` (ID, name) concurrently, then removes each.
+    async fn containers(
+        &mut self,
+        docker: &Docker,
+        endpoint: &str,
+        containers: &[(String, String)],
+        grace: Duration,
+    ) {
+        let stops = containers
+            .iter()
+            .map(|(id, name)| stop_container(docker, endpoint, id, name, grace));
+        for (result, (id, name)) in join_all(stops).await.into_iter().zip(containers) {
+            // A container that cannot be stopped is still removed, by force.
+            drop(result);
+            match remove_container(docker, endpoint, id, name).await {
+                Ok(()) => self.removed.push(container_ref(name)),
+                Err(e) => {
+                    self.first_error.get_or_insert(e);
+                }
+            }
+        }
+    }
+
+    /// Removes skiff's networks of run `run_id` (of every run: `None`); with `in_use_stays`, a
+    /// network the engine refuses to remove because a container uses it is left without error.
+    async fn networks(
+        &mut self,
+        docker: &Docker,
+        endpoint: &str,
+        run_id: Option<&str>,
+        in_use_stays: bool,
+    ) {
+        let filters = HashMap::from([("label".to_owned(), label_filters(run_id))]);
+        let networks = match docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+        {
+            Ok(networks) => networks,
             Err(e) => {
-                first_error.get_or_insert(e);
+                self.first_error.get_or_insert(engine_error(
+                    endpoint,
+                    "list skiff's networks".to_owned(),
+                    &e,
+                ));
+                return;
+            }
+        };
+        for network in networks {
+            if !is_skiffs(network.labels.as_ref(), run_id) {
+                continue;
+            }
+            let (Some(id), Some(name)) = (network.id, network.name) else {
+                continue;
+            };
+            match docker.remove_network(&id).await {
+                Ok(())
+                | Err(EngineError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => self.removed.push(ResourceRef {
+                    api_version: DOCKER_API_VERSION.to_owned(),
+                    kind: "Network".to_owned(),
+                    namespace: None,
+                    name,
+                }),
+                Err(EngineError::DockerResponseServerError {
+                    status_code: 403 | 409,
+                    ..
+                }) if in_use_stays => {}
+                Err(e) => {
+                    self.first_error.get_or_insert(engine_error(
+                        endpoint,
+                        format!("remove network {name}"),
+                        &e,
+                    ));
+                }
             }
         }
     }
 
-    match docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filters),
-        }))
-        .await
-    {
-        Ok(networks) => {
-            for network in networks {
-                if !is_skiffs(network.labels.as_ref(), run_id) {
-                    continue;
-                }
-                let (Some(id), Some(name)) = (network.id, network.name) else {
-                    continue;
-                };
-                match docker.remove_network(&id).await {
-                    Ok(())
-                    | Err(EngineError::DockerResponseServerError {
-                        status_code: 404, ..
-                    }) => removed.push(ResourceRef {
-                        api_version: DOCKER_API_VERSION.to_owned(),
-                        kind: "Network".to_owned(),
-                        namespace: None,
-                        name,
-                    }),
-                    Err(e) => {
-                        first_error.get_or_insert(engine_error(
-                            endpoint,
-                            format!("remove network {name}"),
-                            &e,
-                        ));
-                    }
-                }
-            }
+    fn finish(self) -> Result<Vec<ResourceRef>, (Vec<ResourceRef>, DeployError)> {
+        match self.first_error {
+            Some(error) => Err((self.removed, error)),
+            None => Ok(self.removed),
         }
-        Err(e) => {
-            first_error.get_or_insert(engine_error(
-                endpoint,
-                "list skiff's networks".to_owned(),
-                &e,
-            ));
-        }
-    }
-    match first_error {
-        Some(error) => Err((removed, error)),
-        None => Ok(removed),
     }
 }
 
