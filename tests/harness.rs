@@ -98,13 +98,15 @@ pub struct Skiff {
 
 impl Skiff {
     pub fn start(dir: &Path, args: &[&str]) -> Skiff {
+        Skiff::start_with_cache(dir, args, &std::env::temp_dir().join("skiff-e2e-dev-cache"))
+    }
+
+    /// [`Skiff::start`] with `cache` as `XDG_CACHE_HOME` (a cold artifact cache, say).
+    pub fn start_with_cache(dir: &Path, args: &[&str], cache: &Path) -> Skiff {
         let mut child = Command::new(crate::skiff_bin())
             .args(args)
             .current_dir(dir)
-            .env(
-                "XDG_CACHE_HOME",
-                std::env::temp_dir().join("skiff-e2e-dev-cache"),
-            )
+            .env("XDG_CACHE_HOME", cache)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -6,18 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const ARTIFACTS: usize = 20;
 const MANIFESTS: usize = 200;
 const MAX_RSS_KIB: u64 = 200 * 1024;
 const LONG: Duration = Duration::from_secs(300);
 
-use skiff_e2e::harness::{docker_available, kube_available, unique};
+use skiff_e2e::harness::{Skiff, docker_available, kube_available, unique};
 
 fn parts_available() -> bool {
     docker_available() && kube_available()
@@ -125,123 +123,11 @@ fn project(dir: &Path, repository: &str, base: &str) {
     std::fs::write(dir.join("k8s/configmaps.yaml"), manifests).unwrap();
 }
 
-struct Skiff {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Skiff {
-    fn start(dir: &Path, args: &[&str], cache: &Path) -> Skiff {
-        let mut child = Command::new(skiff_e2e::skiff_bin())
-            .args(args)
-            .current_dir(dir)
-            .env("NO_COLOR", "1")
-            .env("XDG_CACHE_HOME", cache)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
-        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
-        for stream in [out, err] {
-            let lines = Arc::clone(&lines);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut buffer = Vec::new();
-                while reader.read_until(b'\n', &mut buffer).is_ok_and(|n| n > 0) {
-                    let line = String::from_utf8_lossy(&buffer).trim_end().to_owned();
-                    buffer.clear();
-                    eprintln!("skiff| {line}");
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        Skiff { child, lines }
-    }
-
-    fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    fn line_count(&self) -> usize {
-        self.lines.lock().unwrap().len()
-    }
-
-    fn wait_line(&mut self, from: usize, timeout: Duration, find: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let found = {
-                let lines = self.lines.lock().unwrap();
-                lines[from.min(lines.len())..]
-                    .iter()
-                    .find(|l| find(l))
-                    .cloned()
-            };
-            if let Some(line) = found {
-                return line;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("skiff exited ({status}) early:\n{}", self.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out; output:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Peak resident set size so far, in KiB (`VmHWM`).
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + LONG;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "skiff did not exit:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Skiff {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.stop_quietly();
-        }
-    }
-}
-
-impl Skiff {
-    fn stop_quietly(&mut self) -> Option<()> {
-        Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .ok()?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        Some(())
-    }
+/// `VmHWM` of the process: its peak resident memory, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// The `image` of every `buildStarted` event in the event log, from line `from` on.
@@ -283,14 +169,16 @@ fn dev_with_20_artifacts_and_200_manifests_rebuilds_one_and_stays_under_200_mib(
     let event_log = work.path().join("events.jsonl");
     let event_log_arg = format!("--event-log={}", event_log.display());
     let namespace_arg = format!("--namespace={}", cleanup.namespace);
-    let mut skiff = Skiff::start(
+    let mut skiff = Skiff::start_with_cache(
         &dir,
         &["dev", &namespace_arg, &event_log_arg],
         &work.path().join("cache"),
     );
 
     // Started: every artifact built once, every ConfigMap applied.
-    let first = skiff.wait_line(0, LONG, |l| l.contains(" → ") && l.contains("total"));
+    let first = skiff.wait_line(0, LONG, |l| {
+        (l.contains(" → ") && l.contains("total")).then(|| l.to_owned())
+    });
     assert!(
         first.contains(&format!("{MANIFESTS} objects")),
         "first iteration: {first}\n{}",
@@ -318,7 +206,9 @@ fn dev_with_20_artifacts_and_200_manifests_rebuilds_one_and_stays_under_200_mib(
     let mark = skiff.line_count();
     let events_mark = std::fs::read_to_string(&event_log).unwrap().lines().count();
     std::fs::write(dir.join(format!("a{changed:02}/src.txt")), "changed\n").unwrap();
-    let line = skiff.wait_line(mark, LONG, |l| l.contains(" → ") && l.contains("total"));
+    let line = skiff.wait_line(mark, LONG, |l| {
+        (l.contains(" → ") && l.contains("total")).then(|| l.to_owned())
+    });
     let image = artifact_image(&repository, changed);
     assert!(
         line.contains(&format!("rebuilt {image} (")),
@@ -334,12 +224,13 @@ fn dev_with_20_artifacts_and_200_manifests_rebuilds_one_and_stays_under_200_mib(
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(builds_started(&event_log, events_mark), vec![image]);
 
-    let peak = skiff.peak_rss_kib();
+    let peak = peak_rss_kib(skiff.pid());
     eprintln!("skiff peak RSS: {} KiB", peak);
     assert!(
         peak < MAX_RSS_KIB,
         "skiff's peak RSS {peak} KiB is over {MAX_RSS_KIB} KiB"
     );
-    let status = skiff.stop();
+    skiff.interrupt();
+    let status = skiff.wait_exit(LONG);
     assert!(status.success(), "{status}:\n{}", skiff.output());
 }
