@@ -103,10 +103,17 @@ impl Skiff {
 
     /// [`Skiff::start`] with `cache` as `XDG_CACHE_HOME` (a cold artifact cache, say).
     pub fn start_with_cache(dir: &Path, args: &[&str], cache: &Path) -> Skiff {
+        Skiff::start_with_env(dir, args, cache, &[])
+    }
+
+    /// [`Skiff::start_with_cache`] with `env` set on top of this process's environment
+    /// (`DOCKER_HOST` naming a test's own engine, say).
+    pub fn start_with_env(dir: &Path, args: &[&str], cache: &Path, env: &[(&str, &str)]) -> Skiff {
         let mut child = Command::new(crate::skiff_bin())
             .args(args)
             .current_dir(dir)
             .env("XDG_CACHE_HOME", cache)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

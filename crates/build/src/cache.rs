@@ -602,3 +602,31 @@ impl ArtifactCache {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_failed_save_names_the_file_and_keeps_the_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("blocker"), "").unwrap();
+        let path = dir.path().join("blocker/artifacts.json");
+        let err = ArtifactCache::open(&path).unwrap().save().unwrap_err();
+        let BuildError::Io {
+            path: named,
+            source,
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!(named, &path);
+        // Callers may still tell a full disk from a read-only one: the kind is the system's.
+        let system = std::fs::create_dir_all(dir.path().join("blocker")).unwrap_err();
+        assert_eq!(source.kind(), system.kind());
+        let text = err.to_string();
+        assert!(text.starts_with(&path.display().to_string()), "{text}");
+        assert_eq!(std::fs::read(dir.path().join("blocker")).unwrap(), b"");
+    }
+}

@@ -781,7 +781,10 @@ fn push_reason(registry: &str, message: &str) -> String {
     .iter()
     .any(|p| lower.contains(p))
     {
-        format!("registry {registry} unreachable: {message}")
+        format!(
+            "registry {registry} unreachable: {message}; {}",
+            crate::push_again_hint(registry)
+        )
     } else if lower.contains("unauthorized") || lower.contains("authentication required") {
         format!(
             "HTTP 401 Unauthorized from {registry}: {message}; log in (`docker login {registry}`) or configure credentials"
@@ -1223,6 +1226,12 @@ mod tests {
         );
         assert!(
             r.starts_with("registry 127.0.0.1:5999 unreachable: "),
+            "{r}"
+        );
+        assert!(r.contains("connection refused"), "{r}");
+        assert!(
+            r.contains("is the registry running at 127.0.0.1:5999?")
+                && r.contains("pushes again on the next change"),
             "{r}"
         );
         assert!(push_reason("r", "unauthorized: authentication required").contains("HTTP 401"));

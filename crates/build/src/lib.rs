@@ -198,6 +198,14 @@ pub enum BuildError {
     },
 }
 
+/// What to do when a push cannot reach `registry` (down, or a wrong address): said the same way
+/// whichever builder pushed. The build itself succeeded; only the push is missing.
+pub(crate) fn push_again_hint(registry: &str) -> String {
+    format!(
+        "is the registry running at {registry}? Start it (or correct the address), then build again; `skiff dev` pushes again on the next change"
+    )
+}
+
 /// Builds one artifact into an image.
 #[async_trait::async_trait]
 pub trait Builder: Send + Sync {

@@ -281,6 +281,78 @@ impl Reporter for ConsoleReporter {
     }
 }
 
+/// Hands events on to a console, holding back a build warning that the previous iteration
+/// which built already printed: a fault that lasts (the cache file's disk is full, say) is
+/// reported once, not after every save. Once a building iteration passes without it, it counts
+/// as gone, so the next time it happens it is printed again. Only the console is spared; the
+/// event log and the HTTP API get every event.
+#[derive(Debug)]
+pub struct RepeatFilter<R> {
+    inner: R,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// Build warnings of the last iteration that built.
+    previous: std::collections::BTreeSet<String>,
+    /// Build warnings so far in this iteration.
+    current: std::collections::BTreeSet<String>,
+    /// Whether this iteration built (or found in the cache) anything.
+    built: bool,
+}
+
+impl<R: Reporter> RepeatFilter<R> {
+    pub fn new(inner: R) -> RepeatFilter<R> {
+        RepeatFilter {
+            inner,
+            seen: Mutex::new(Seen::default()),
+        }
+    }
+
+    /// Whether `event` repeats what the console said in the last building iteration; keeps
+    /// track of iterations and build warnings on the way.
+    fn repeated(&self, event: &Event) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return false;
+        };
+        match event {
+            Event::IterationStarted { .. } => {
+                let current = std::mem::take(&mut seen.current);
+                if seen.built {
+                    seen.previous = current;
+                } else {
+                    // A sync-only iteration says nothing about build faults.
+                    seen.previous.extend(current);
+                }
+                seen.built = false;
+                false
+            }
+            Event::BuildStarted { .. } | Event::BuildFinished { .. } => {
+                seen.built = true;
+                false
+            }
+            Event::Message {
+                source: "build",
+                level: Level::Warning,
+                text,
+            } => {
+                seen.current.insert(text.clone());
+                seen.previous.contains(text)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl<R: Reporter> Reporter for RepeatFilter<R> {
+    fn report(&self, event: Event) {
+        if !self.repeated(&event) {
+            self.inner.report(event);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,6 +472,81 @@ mod tests {
         assert_eq!(
             line(&context).map(|l| l.0),
             Some("Sending build context for [app]: 2 files, 3.0 MiB".into())
+        );
+    }
+
+    /// The build warnings a [`RepeatFilter`] lets through while it sees `iterations`: per
+    /// iteration, whether it builds and which build warnings it reports.
+    fn passed(iterations: &[(bool, &[&str])]) -> Vec<String> {
+        let filter = RepeatFilter::new(skiff_types::event::CollectingReporter::default());
+        for (i, (builds, warnings)) in iterations.iter().enumerate() {
+            filter.report(Event::IterationStarted {
+                trigger: format!("save {i}"),
+            });
+            if *builds {
+                filter.report(Event::BuildStarted {
+                    image: "app".into(),
+                    builder: "custom".into(),
+                });
+            }
+            for text in *warnings {
+                filter.report(Event::Message {
+                    source: "build",
+                    level: Level::Warning,
+                    text: (*text).to_owned(),
+                });
+            }
+        }
+        filter
+            .inner
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Message { text, .. } => Some(text),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lasting_build_warning_is_printed_once_per_fault() {
+        let full = "the build cache was not saved: disk full";
+        assert_eq!(
+            passed(&[
+                (true, &[full]),
+                (true, &[full]),
+                // Synced only: the fault may still be there.
+                (false, &[]),
+                (true, &[full]),
+                // Space freed: the fault is over; the next one is news.
+                (true, &[]),
+                (true, &[full]),
+            ]),
+            [full, full]
+        );
+    }
+
+    #[test]
+    fn other_warnings_and_other_sources_pass() {
+        let filter = RepeatFilter::new(skiff_types::event::CollectingReporter::default());
+        for _ in 0..2 {
+            filter.report(Event::IterationStarted {
+                trigger: "save".into(),
+            });
+            filter.report(Event::BuildStarted {
+                image: "app".into(),
+                builder: "custom".into(),
+            });
+            filter.report(Event::Message {
+                source: "deploy",
+                level: Level::Warning,
+                text: "port 9080 is already in use".into(),
+            });
+        }
+        assert_eq!(filter.inner.events().len(), 6);
+        assert_eq!(
+            passed(&[(true, &["a"]), (true, &["b"]), (true, &["a", "b"])]),
+            ["a", "b", "a"]
         );
     }
 }

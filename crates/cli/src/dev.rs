@@ -11,7 +11,7 @@ use skiff_types::event::{Event, Level, Reporter};
 use skiff_watch::{NotifyWatcher, Trigger, WatchOptions};
 
 use crate::args::{Cli, DevArgs, LoopArgs, PortForwardArg, PortForwardModes, RunArgs, TriggerArg};
-use crate::console::ConsoleReporter;
+use crate::console::{ConsoleReporter, RepeatFilter};
 use crate::control::{Api, enter_triggers, serve};
 use crate::events::{EventHub, FanOut};
 use crate::render::{prepare, runtime};
@@ -82,7 +82,7 @@ fn prepare_loop(
         auto_sync,
         auto_deploy,
     };
-    let console: Arc<dyn Reporter> = Arc::new(ConsoleReporter::new(false, true));
+    let console: Arc<dyn Reporter> = Arc::new(RepeatFilter::new(ConsoleReporter::new(false, true)));
     let hub = if args.event_log.is_some() || args.rpc_http_port.is_some() {
         let log = args.event_log.as_ref().map(|path| prepared.cwd.join(path));
         Some(Arc::new(EventHub::new(

@@ -22,11 +22,17 @@
 //! first deploy of a deployer removes what an earlier run of the same images left behind (a
 //! `dev` killed with `SIGKILL`). All select by label only, so a container without skiff's
 //! labels is never touched, whatever its name.
+//!
+//! The engine may stop and come back while a deployer lives (a restarted `dockerd`): the
+//! deployer says so once per outage — when a log stream or a deploy loses the engine, or when
+//! [`DockerDeployer::check_engine`] finds it gone — naming the endpoint and what to do, and
+//! once when it answers again. Log followers wait for it instead of giving up, and the next
+//! deploy replaces the containers the restart stopped, on the same host ports.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,13 +44,13 @@ use bollard::models::{
     PortBinding,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, KillContainerOptions, ListContainersOptions, ListNetworksOptions,
-    LogsOptions, RemoveContainerOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptionsBuilder, KillContainerOptions, ListContainersOptions,
+    ListNetworksOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
 };
 use futures_util::StreamExt;
 use futures_util::future::join_all;
 use skiff_types::event::{Event, Level, Reporter};
-use skiff_types::image::BuiltImage;
+use skiff_types::image::{BuiltImage, ImageRef};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
@@ -80,6 +86,12 @@ const PRIVILEGED_PORT_OFFSET: u16 = 8000;
 
 /// How often a broken log stream is re-opened before giving up.
 const LOG_RETRIES: u32 = 5;
+
+/// The longest wait between attempts to re-open a log stream while the engine is away.
+const LOG_RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// How long [`DockerDeployer::check_engine`] waits for the engine's answer.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which engine to talk to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -186,6 +198,52 @@ pub struct DockerDeployer {
     short_names: BTreeMap<String, String>,
     state: tokio::sync::Mutex<State>,
     logs: Arc<LogHub>,
+    health: Arc<EngineHealth>,
+}
+
+/// Whether the engine was found gone, shared by the deployer and its log followers so that an
+/// outage is reported once, however many streams and deploys notice it.
+#[derive(Debug)]
+struct EngineHealth {
+    endpoint: String,
+    lost: AtomicBool,
+}
+
+impl EngineHealth {
+    /// The engine stopped answering: say so, unless already said for this outage.
+    fn lost(&self, reporter: &dyn Reporter, reason: &str) {
+        if self.lost.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let reason = plain_reason(reason);
+        warn(
+            reporter,
+            format!(
+                "the Docker engine at {} does not answer ({reason}); start it again (or set \
+                 DOCKER_HOST to one that runs) — skiff keeps watching, and the next change \
+                 after the engine is back rebuilds and redeploys",
+                self.endpoint
+            ),
+        );
+    }
+
+    /// The engine answers: say so once after an outage.
+    fn back(&self, reporter: &dyn Reporter) {
+        if self.lost.swap(false, Ordering::SeqCst) {
+            reporter.report(Event::Message {
+                source: SOURCE,
+                level: Level::Info,
+                text: format!("the Docker engine at {} answers again", self.endpoint),
+            });
+        }
+    }
+
+    /// Notes `error` if it says the engine is unreachable.
+    fn observe(&self, reporter: &dyn Reporter, error: &DeployError) {
+        if let DeployError::EngineUnavailable { reason, .. } = error {
+            self.lost(reporter, reason);
+        }
+    }
 }
 
 /// What the deployer has running.
@@ -242,10 +300,15 @@ impl DockerDeployer {
         }
         let (docker, endpoint) = connect_engine(target.docker_host.as_deref()).await?;
         let short_names = short_names(&options.images);
+        let health = Arc::new(EngineHealth {
+            endpoint: endpoint.clone(),
+            lost: AtomicBool::new(false),
+        });
         let logs = Arc::new(LogHub {
             docker: docker.clone(),
             runtime: Handle::try_current().ok(),
             inner: StdMutex::new(LogHubInner::default()),
+            health: Arc::clone(&health),
         });
         Ok(DockerDeployer {
             docker,
@@ -254,7 +317,25 @@ impl DockerDeployer {
             short_names,
             state: tokio::sync::Mutex::new(State::default()),
             logs,
+            health,
         })
+    }
+
+    /// Asks the engine whether it answers. When it does not, reports (once per outage) that it
+    /// is gone, naming the endpoint and what to do; when it answers after an outage, reports
+    /// that once too. The dev loop calls this after a failed iteration: a build that failed
+    /// because the engine stopped says so only in the builder's words.
+    pub async fn check_engine(&self, reporter: &dyn Reporter) -> bool {
+        match ping(&self.docker, &self.endpoint).await {
+            Ok(()) => {
+                self.health.back(reporter);
+                true
+            }
+            Err(error) => {
+                self.health.observe(reporter, &error);
+                false
+            }
+        }
     }
 
     /// The endpoint the engine was reached at.
@@ -548,6 +629,7 @@ impl DockerDeployer {
         let operation = format!("create container {name}");
         let mut removed_stale = false;
         let mut used_image_id = false;
+        let mut pulled = false;
         loop {
             let options = CreateContainerOptions {
                 name: Some(name.to_owned()),
@@ -583,9 +665,49 @@ impl DockerDeployer {
                     body.image.clone_from(&image.image_id);
                     used_image_id = true;
                 }
+                // Not in the engine at all: built elsewhere and pushed (a daemonless build,
+                // `skiff build --push` on another machine). Like `docker run`, pull it once.
+                Err(EngineError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) if !pulled => {
+                    let pulled_as = self.pull(&image.reference).await?;
+                    body.image = Some(pulled_as);
+                    pulled = true;
+                }
                 Err(e) => return Err(self.engine_error(operation, &e)),
             }
         }
+    }
+
+    /// Pulls `reference` into the engine; returns the name to create containers from (by
+    /// digest when it has one: the engine records a digest pull under `repository@digest`).
+    async fn pull(&self, reference: &ImageRef) -> Result<String, DeployError> {
+        let from = match reference.digest() {
+            Some(digest) => format!("{}@{digest}", reference.repository()),
+            None => reference.to_string(),
+        };
+        let options = CreateImageOptionsBuilder::new().from_image(&from).build();
+        let mut progress = self.docker.create_image(Some(options), None, None);
+        while let Some(step) = progress.next().await {
+            match step {
+                Ok(_) => {}
+                Err(e) if is_unreachable(&e) => {
+                    return Err(self.engine_error(format!("pull {from}"), &e));
+                }
+                Err(e) => {
+                    return Err(DeployError::Docker {
+                        operation: format!("pull {from}"),
+                        message: format!(
+                            "{reference} is not in the Docker engine and pulling it failed: {}; \
+                             check that the registry is running and reachable from the engine \
+                             (and `docker login` to it if it needs credentials)",
+                            describe(&e)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(from)
     }
 
     /// Removes the container `name` if it belongs to this run (a leftover of an earlier
@@ -654,24 +776,31 @@ impl DockerDeployer {
         }
     }
 
-    /// Whether the container still exists.
-    async fn exists(&self, id: &str, name: &str) -> Result<bool, DeployError> {
+    /// Whether the container still exists (`None`: it does not) and runs.
+    async fn running(&self, id: &str, name: &str) -> Result<Option<bool>, DeployError> {
         match self.docker.inspect_container(id, None).await {
-            Ok(_) => Ok(true),
+            Ok(inspect) => Ok(Some(
+                inspect
+                    .state
+                    .and_then(|state| state.running)
+                    .unwrap_or(false),
+            )),
             Err(EngineError::DockerResponseServerError {
                 status_code: 404, ..
-            }) => Ok(false),
+            }) => Ok(None),
             Err(e) => Err(self.engine_error(format!("inspect container {name}"), &e)),
         }
     }
 
-    /// Starts `image`'s next container, replacing `previous`. On error, `previous` is left
-    /// running.
+    /// Starts `image`'s next container, replacing `previous` (which runs, unless
+    /// `previous_runs` is false: an engine restart stopped it, say). On error, `previous` is
+    /// left as it was.
     async fn replace(
         &self,
         state: &mut State,
         image: &BuiltImage,
         previous: Option<&Running>,
+        previous_runs: bool,
         network: &str,
         reporter: &dyn Reporter,
     ) -> Result<Running, DeployError> {
@@ -722,6 +851,9 @@ impl DockerDeployer {
                 }
                 if let Err(e) = self.start(&id, &name, &ports).await {
                     self.discard(&id, &name, reporter).await;
+                    if !previous_runs {
+                        return Err(e);
+                    }
                     match self.docker.start_container(&old.id, None).await {
                         Ok(()) => self.logs.follow(&old.id),
                         Err(restart) => warn(
@@ -743,14 +875,22 @@ impl DockerDeployer {
                     .map(|p| p.local_address.to_string())
                     .collect::<Vec<_>>()
                     .join(", ");
-                reporter.report(Event::Message {
-                    source: SOURCE,
-                    level: Level::Info,
-                    text: format!(
+                let text = if previous_runs {
+                    format!(
                         "replaced {} with {name}; {addresses} was unserved for {:.1} s",
                         old.name,
                         gap.as_secs_f64()
-                    ),
+                    )
+                } else {
+                    format!(
+                        "replaced {} (it was not running) with {name}, serving {addresses} again",
+                        old.name
+                    )
+                };
+                reporter.report(Event::Message {
+                    source: SOURCE,
+                    level: Level::Info,
+                    text,
                 });
                 self.retire(old, reporter).await;
             }
@@ -800,6 +940,48 @@ impl Deployer for DockerDeployer {
         input: &DeployInput<'_>,
         reporter: &dyn Reporter,
     ) -> Result<DeployOutcome, DeployError> {
+        if self.health.lost.load(Ordering::SeqCst) {
+            // Back after an outage: say so before what the deploy reports.
+            self.check_engine(reporter).await;
+        }
+        let result = self.deploy_images(input, reporter).await;
+        match &result {
+            Ok(_) => self.health.back(reporter),
+            Err(error) => self.health.observe(reporter, error),
+        }
+        result
+    }
+
+    async fn cleanup(&self, reporter: &dyn Reporter) -> Result<(), DeployError> {
+        let mut state = self.state.lock().await;
+        let result = remove_labelled(
+            &self.docker,
+            &self.endpoint,
+            Some(&self.options.run_id),
+            self.options.stop_grace,
+        )
+        .await;
+        let removed = match result {
+            Ok(removed) => removed,
+            Err((removed, error)) => {
+                report_deleted(reporter, &removed);
+                return Err(error);
+            }
+        };
+        report_deleted(reporter, &removed);
+        state.running.clear();
+        state.network = None;
+        self.logs.retire_all();
+        Ok(())
+    }
+}
+
+impl DockerDeployer {
+    async fn deploy_images(
+        &self,
+        input: &DeployInput<'_>,
+        reporter: &dyn Reporter,
+    ) -> Result<DeployOutcome, DeployError> {
         let mut state = self.state.lock().await;
         self.check_options(&mut state, reporter);
         if !std::mem::replace(&mut state.swept, true) {
@@ -821,9 +1003,14 @@ impl Deployer for DockerDeployer {
             };
             let reference = image.reference.to_string();
             let mut previous = state.running.get(image_name).cloned();
+            let mut previous_runs = true;
             if let Some(current) = &previous {
-                if self.exists(&current.id, &current.name).await? {
-                    if current.reference == reference && current.image_id == image.image_id {
+                if let Some(runs) = self.running(&current.id, &current.name).await? {
+                    previous_runs = runs;
+                    // A container an engine restart stopped is replaced even with the same
+                    // image: "unchanged" would leave the app down.
+                    if runs && current.reference == reference && current.image_id == image.image_id
+                    {
                         reporter.report(Event::Deployed {
                             object: current.name.clone(),
                             action: "unchanged".to_owned(),
@@ -834,14 +1021,23 @@ impl Deployer for DockerDeployer {
                         continue;
                     }
                 } else {
-                    // Removed behind skiff's back: start afresh.
+                    // Removed behind skiff's back (or the engine came back without its old
+                    // state): start afresh, and look the network up again too.
                     state.running.remove(image_name);
+                    state.network = None;
                     previous = None;
                 }
             }
             let network = self.ensure_network(&mut state, reporter).await?;
             let running = self
-                .replace(&mut state, image, previous.as_ref(), &network, reporter)
+                .replace(
+                    &mut state,
+                    image,
+                    previous.as_ref(),
+                    previous_runs,
+                    &network,
+                    reporter,
+                )
                 .await?;
             let action = if previous.is_some() {
                 ApplyAction::Configured
@@ -870,29 +1066,6 @@ impl Deployer for DockerDeployer {
             state.running.insert(image_name.clone(), running);
         }
         Ok(outcome)
-    }
-
-    async fn cleanup(&self, reporter: &dyn Reporter) -> Result<(), DeployError> {
-        let mut state = self.state.lock().await;
-        let result = remove_labelled(
-            &self.docker,
-            &self.endpoint,
-            Some(&self.options.run_id),
-            self.options.stop_grace,
-        )
-        .await;
-        let removed = match result {
-            Ok(removed) => removed,
-            Err((removed, error)) => {
-                report_deleted(reporter, &removed);
-                return Err(error);
-            }
-        };
-        report_deleted(reporter, &removed);
-        state.running.clear();
-        state.network = None;
-        self.logs.retire_all();
-        Ok(())
     }
 }
 
@@ -1236,6 +1409,47 @@ async fn connect_engine(docker_host: Option<&str>) -> Result<(Docker, String), D
     Ok((docker, endpoint))
 }
 
+/// A connection failure in words that say what happened to the engine.
+fn plain_reason(reason: &str) -> String {
+    let reason = reason.strip_prefix("ping: ").unwrap_or(reason);
+    if reason.contains("os error 2") || reason.contains("does not exist") {
+        "its socket is gone: the engine is not running".to_owned()
+    } else if reason.contains("Connection refused") || reason.contains("os error 111") {
+        "connection refused: the engine is not running".to_owned()
+    } else if reason.contains("error reading a body")
+        || reason.contains("connection closed")
+        || reason.contains("reset by peer")
+    {
+        "the connection broke off: the engine stopped".to_owned()
+    } else {
+        reason.to_owned()
+    }
+}
+
+/// Whether the engine answers `/_ping` in time.
+async fn ping(docker: &Docker, endpoint: &str) -> Result<(), DeployError> {
+    match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(engine_error(endpoint, "ping".to_owned(), &e)),
+        Err(_) => Err(engine_error(
+            endpoint,
+            "ping".to_owned(),
+            &EngineError::RequestTimeoutError,
+        )),
+    }
+}
+
+/// Whether `error` means the engine could not be reached (rather than refused something).
+fn is_unreachable(error: &EngineError) -> bool {
+    matches!(
+        error,
+        EngineError::SocketNotFoundError(_)
+            | EngineError::HyperLegacyError { .. }
+            | EngineError::IOError { .. }
+            | EngineError::RequestTimeoutError
+    )
+}
+
 /// An engine error as a [`DeployError`]: connection failures mean the engine is unavailable.
 fn engine_error(endpoint: &str, operation: String, error: &EngineError) -> DeployError {
     match error {
@@ -1243,10 +1457,7 @@ fn engine_error(endpoint: &str, operation: String, error: &EngineError) -> Deplo
             operation,
             message: message.clone(),
         },
-        EngineError::SocketNotFoundError(_)
-        | EngineError::HyperLegacyError { .. }
-        | EngineError::IOError { .. }
-        | EngineError::RequestTimeoutError => DeployError::EngineUnavailable {
+        error if is_unreachable(error) => DeployError::EngineUnavailable {
             endpoint: endpoint.to_owned(),
             reason: format!("{operation}: {}", describe(error)),
         },
@@ -1515,6 +1726,7 @@ struct LogHub {
     docker: Docker,
     runtime: Option<Handle>,
     inner: StdMutex<LogHubInner>,
+    health: Arc<EngineHealth>,
 }
 
 impl fmt::Debug for LogHub {
@@ -1642,6 +1854,7 @@ impl LogHub {
         }
         let follower = Follower {
             docker: self.docker.clone(),
+            health: Arc::clone(&self.health),
             id: id.to_owned(),
             name: followed.name.clone(),
             image: followed.image.clone(),
@@ -1655,6 +1868,7 @@ impl LogHub {
 /// Follows one container's output.
 struct Follower {
     docker: Docker,
+    health: Arc<EngineHealth>,
     id: String,
     name: String,
     image: String,
@@ -1665,6 +1879,7 @@ struct Follower {
 impl Follower {
     async fn run(self) {
         let mut failures = 0;
+        let mut away = Duration::ZERO;
         loop {
             // Always from the start: lines are counted, and those already reported skipped,
             // so a re-opened stream repeats nothing.
@@ -1680,7 +1895,13 @@ impl Follower {
             let mut stdout = LineBuffer::default();
             let mut stderr = LineBuffer::default();
             let mut failure = None;
+            let mut opened = false;
             while let Some(item) = stream.next().await {
+                if !opened && item.is_ok() {
+                    opened = true;
+                    away = Duration::ZERO;
+                    self.health.back(&*self.reporter);
+                }
                 let lines = match item {
                     Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
                         stdout.push(&message)
@@ -1695,6 +1916,25 @@ impl Follower {
                 for line in lines {
                     self.emit(&mut seen, line);
                 }
+            }
+            // The engine is away (stopped, restarting): say so once, and wait for it rather
+            // than give up — a container that survives the restart (live-restore) goes on
+            // logging. A stream also ends when the engine shuts down, so an end is checked
+            // too. A container the restart stopped ends its stream (or is gone: 404) once the
+            // engine is back; a replaced container's follower is aborted.
+            let unreachable = match &failure {
+                None => match ping(&self.docker, &self.health.endpoint).await {
+                    Err(DeployError::EngineUnavailable { reason, .. }) => Some(reason),
+                    _ => None,
+                },
+                Some(error) if is_unreachable(error) => Some(describe(error)),
+                Some(_) => None,
+            };
+            if let Some(reason) = unreachable {
+                self.health.lost(&*self.reporter, &reason);
+                away = (away * 2).clamp(Duration::from_millis(250), LOG_RECONNECT_MAX);
+                tokio::time::sleep(away).await;
+                continue;
             }
             match failure {
                 None => {
@@ -1856,6 +2096,55 @@ mod tests {
             parse_address(Some("example.com")),
             Err(DeployError::Listen { .. })
         ));
+    }
+
+    #[test]
+    fn an_outage_is_told_once_and_its_end_once() {
+        let reporter = CollectingReporter::default();
+        let health = EngineHealth {
+            endpoint: "unix:///tmp/e/docker.sock".to_owned(),
+            lost: AtomicBool::new(false),
+        };
+        health.back(&reporter);
+        let refused = "ping: client error (Connect): Connection refused (os error 111)";
+        health.lost(&reporter, refused);
+        health.lost(&reporter, "error reading a body from connection");
+        health.observe(
+            &reporter,
+            &DeployError::EngineUnavailable {
+                endpoint: health.endpoint.clone(),
+                reason: refused.to_owned(),
+            },
+        );
+        health.back(&reporter);
+        health.back(&reporter);
+        health.lost(&reporter, "ping: socket /tmp/e/docker.sock does not exist");
+        let texts: Vec<(Level, String)> = reporter
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Message { level, text, .. } => Some((level, text)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert_eq!(texts[0].0, Level::Warning);
+        assert!(texts[0].1.starts_with(
+            "the Docker engine at unix:///tmp/e/docker.sock does not answer \
+             (connection refused: the engine is not running); start it again"
+        ));
+        assert_eq!(
+            texts[1],
+            (
+                Level::Info,
+                "the Docker engine at unix:///tmp/e/docker.sock answers again".to_owned()
+            )
+        );
+        assert!(
+            texts[2]
+                .1
+                .contains("(its socket is gone: the engine is not running)")
+        );
     }
 
     #[test]

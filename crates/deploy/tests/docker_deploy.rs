@@ -482,6 +482,74 @@ async fn delete_never_touches_a_same_named_container_without_skiffs_labels() {
     );
 }
 
+/// An image the engine lacks — built elsewhere and pushed, as the daemonless builder does — is
+/// pulled from its registry, by digest, and the container runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_missing_from_the_engine_is_pulled_from_its_registry() {
+    let test = "image_missing_from_the_engine_is_pulled_from_its_registry";
+    if !engine_available(test).await {
+        return;
+    }
+    let Some(registry) = std::env::var("SKIFF_TEST_REGISTRY")
+        .ok()
+        .filter(|r| !r.is_empty())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: CI=true requires SKIFF_TEST_REGISTRY (`scripts/devenv/up registry`)"
+        );
+        eprintln!("skipping {test}: SKIFF_TEST_REGISTRY is not set");
+        return;
+    };
+    let run_id = unique();
+    let image_name = format!("{registry}/skiff-it-{run_id}/pulled");
+    let tagged = format!("{image_name}:v1");
+    let mut leftovers = Leftovers::for_run(&run_id);
+    let built = build_image(&image_name, &tagged, "hello-pulled");
+    leftovers.images.push(tagged.clone());
+    let docker = |args: &[&str]| {
+        let output = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    docker(&["push", &tagged]);
+    let pushed = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .RepoDigests 0}}",
+        &tagged,
+    ]);
+    let (_, digest) = pushed.split_once('@').unwrap();
+    // Gone from the engine: by name and by ID.
+    docker(&["rmi", "--no-prune", &tagged]);
+    leftovers.images.push(pushed.clone());
+    let image = BuiltImage {
+        reference: format!("{tagged}@{digest}").parse().unwrap(),
+        ..built
+    };
+
+    let port = free_port();
+    let deployer = DockerDeployer::connect(target(), options(&run_id, &image_name, Some(port)))
+        .await
+        .unwrap();
+    let reporter = CollectingReporter::default();
+    let resources = deploy(&deployer, std::slice::from_ref(&image), &reporter).await;
+    assert_eq!(resources.len(), 1, "{resources:?}");
+    assert_eq!(
+        fetch_until(local(port), "hello-pulled").await.as_deref(),
+        Ok("hello-pulled")
+    );
+    deployer.cleanup(&reporter).await.unwrap();
+}
+
 #[tokio::test]
 async fn engine_down_is_engine_unavailable() {
     for host in ["unix:///nonexistent.sock", "tcp://127.0.0.1:1"] {

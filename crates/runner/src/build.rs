@@ -344,7 +344,14 @@ impl BuildStage {
         if options.cache_artifacts {
             let cache = shared.cache.lock().map(|mut c| c.take()).unwrap_or(None);
             if let Some(Err(error)) = cache.map(|c| c.save()) {
-                warn(reporter, format!("the build cache was not saved: {error}"));
+                warn(
+                    reporter,
+                    format!(
+                        "the build cache was not saved: {error} — builds still work, but their \
+                         images are not remembered for the next run; the file on disk is left as \
+                         it was"
+                    ),
+                );
             }
         }
         if let Some(error) = outcome.error {
@@ -615,7 +622,12 @@ impl Shared<'_> {
         };
         let same_name_and_tag =
             hit.reference.split('@').next() == Some(reference.to_string().as_str());
-        if !same_name_and_tag {
+        // The engine may hold the image without this name even when the cache recorded it:
+        // pulled by digest (a kubelet on this engine pulling what the daemonless builder
+        // pushed), or untagged since. Pushing needs the name.
+        if !same_name_and_tag
+            || engine.image_id(reference).await?.as_deref() != Some(image_id.as_str())
+        {
             engine.tag(&image_id, reference).await?;
         }
         let reference = if self.push {

@@ -1020,7 +1020,16 @@ impl DevLoop {
             match outcome {
                 Ok(SyncOutcome::Synced(report)) => containers += report.containers.len(),
                 Ok(SyncOutcome::Rebuild { .. }) => fallback.push((image, files)),
-                Err(error) => errors.push(format!("{image}: {}", first_line(&error.to_string()))),
+                Err(error) => {
+                    // The transport's error says the engine is unreachable in the client's
+                    // words; the deployer names the engine and what to do, once per outage.
+                    // (After the engine is back, the container it stopped is not running:
+                    // the sync stage asks for a rebuild then.)
+                    if let Some(docker) = state.session.docker() {
+                        docker.check_engine(&*self.reporter).await;
+                    }
+                    errors.push(format!("{image}: {}", first_line(&error.to_string())));
+                }
             }
         }
         if !announced {
@@ -1093,6 +1102,14 @@ impl DevLoop {
         });
         let mut done = Done::default();
         let result = self.steps(state, rebuild, deploy, &mut done).await;
+        if result.is_err() {
+            // A build that failed because the engine went away says so only in the builder's
+            // words (a custom script's `docker build`, say); the deployer names the engine and
+            // what to do, once per outage.
+            if let Some(docker) = state.session.docker() {
+                docker.check_engine(&*self.reporter).await;
+            }
+        }
         let total = started.elapsed();
         let mut parts = Vec::new();
         let error_line = result

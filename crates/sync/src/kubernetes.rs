@@ -296,8 +296,33 @@ fn gone(message: &str) -> bool {
         || message.contains("is terminated")
 }
 
+/// The API's words; for a request that reached no API server (it crashed, is restarting, the
+/// network is down), that said plainly, and what to do.
+fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(error);
+            // The connection error ("Connection refused") is at the end of the chain.
+            while let Some(next) = source {
+                let part = next.to_string();
+                if !text.contains(&part) {
+                    text.push_str(": ");
+                    text.push_str(&part);
+                }
+                source = next.source();
+            }
+            format!(
+                "the Kubernetes API server does not answer ({text}); check that it is running — \
+                 the next save syncs again once it answers"
+            )
+        }
+        _ => error.to_string(),
+    }
+}
+
 fn api_error(name: &str, operation: &str, error: kube::Error) -> SyncError {
-    let message = error.to_string();
+    let message = describe(&error);
     let code = match &error {
         kube::Error::Api(status) => Some(status.code),
         _ => None,
@@ -332,7 +357,7 @@ impl Transport for KubernetesSyncer {
             .await
             .map_err(|e| SyncError::Kubernetes {
                 operation: format!("list the pods labelled {}", target.selector),
-                message: e.to_string(),
+                message: describe(&e),
             })?;
         let mut found = Vec::new();
         for pod in pods {
@@ -464,5 +489,35 @@ impl Syncer for KubernetesSyncer {
         reporter: &dyn Reporter,
     ) -> Result<SyncReport, SyncError> {
         driver::run(self, target, plan, reporter).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_no_api_server_answers_says_so_and_what_to_do() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let url = format!("http://127.0.0.1:{port}").parse().expect("a URL");
+        let client = kube::Client::try_from(kube::Config::new(url)).expect("a client");
+        let error = Api::<Pod>::namespaced(client, "default")
+            .list(&ListParams::default())
+            .await
+            .expect_err("nothing listens there");
+        let text = describe(&error);
+        assert!(
+            text.starts_with("the Kubernetes API server does not answer (")
+                && text.contains("Connection refused")
+                && text.contains("next save"),
+            "{text}"
+        );
+        let refused = kube::Error::Api(Box::new(
+            kube::core::Status::failure("pods is forbidden", "Forbidden").with_code(403),
+        ));
+        assert!(!describe(&refused).contains("does not answer"));
     }
 }

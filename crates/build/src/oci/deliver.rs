@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use skiff_types::image::ImageRef;
 
 use super::image::{Image, ImageLayer, MANIFEST_MEDIA_TYPE, index_document};
-use super::registry::{BlobPush, RegistryClient, Repository};
+use super::registry::{BlobPush, RegistryClient, Repository, connect_question};
 use crate::BuildError;
 use crate::docker::DockerEngine;
 
@@ -29,11 +29,18 @@ pub struct PushReport {
 fn push_error(target: &ImageRef, error: BuildError) -> BuildError {
     let registry = Repository::of(target).registry;
     match error {
-        BuildError::Registry { action, reason, .. } => BuildError::Push {
-            reference: target.to_string(),
-            registry,
-            reason: format!("{action}: {reason}"),
-        },
+        BuildError::Registry { action, reason, .. } => {
+            // The registry is down or hung: say what to do about the push.
+            let reason = match reason.strip_suffix(&connect_question(&registry)) {
+                Some(cause) => format!("{action}: {cause}; {}", crate::push_again_hint(&registry)),
+                None => format!("{action}: {reason}"),
+            };
+            BuildError::Push {
+                reference: target.to_string(),
+                registry,
+                reason,
+            }
+        }
         other => other,
     }
 }
@@ -297,4 +304,91 @@ pub async fn write_layout(
     let bytes = index.to_string().into_bytes();
     std::fs::write(&index_path, &bytes).map_err(io(&index_path))?;
     Ok(super::layer::sha256_digest(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::credentials::DockerConfig;
+    use crate::oci::image::Platform;
+    use base64::Engine as _;
+
+    /// A push to a registry nothing listens on fails at once (no retries that hang), names the
+    /// registry and the image and says what to do, in words rather than the HTTP client's
+    /// chain, and never shows the credentials skiff would have sent.
+    #[tokio::test]
+    async fn a_push_to_a_registry_that_is_down_says_what_to_do() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let registry = format!("127.0.0.1:{port}");
+        let secret = "s3cr3t-passw0rd";
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("me:{secret}"));
+        let config = DockerConfig::from_json(
+            &format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#),
+            Path::new("config.json"),
+        )
+        .unwrap();
+        let client = RegistryClient::new(&[], Some(Arc::new(config))).unwrap();
+        let target: ImageRef = format!("{registry}/team/app:v2").parse().unwrap();
+        let image = Image::scratch(&Platform::default());
+        let error = push(&client, &[image], &target).await.unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, BuildError::Push { .. }), "{error:?}");
+        assert!(
+            text.starts_with(&format!(
+                "pushing {registry}/team/app:v2 to {registry} failed: "
+            )),
+            "{text}"
+        );
+        for wanted in [
+            "cannot connect (",
+            "onnection refused",
+            &format!("is the registry running at {registry}?"),
+            "pushes again on the next change",
+        ] {
+            assert!(text.contains(wanted), "{wanted:?} missing: {text}");
+        }
+        for unwanted in [
+            "client error (Connect)",
+            "error sending request",
+            secret,
+            &auth,
+        ] {
+            assert!(!text.contains(unwanted), "{unwanted:?} shown: {text}");
+        }
+        assert!(!text.contains('\n'), "one line: {text}");
+    }
+
+    /// A registry that accepts connections but never answers (hung, stopped) fails the push
+    /// within the small-request limit, with the same advice.
+    #[tokio::test]
+    async fn a_push_to_a_hung_registry_gives_up() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let registry = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+        // Accepts and holds every connection, answering nothing.
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                held.push(stream);
+            }
+        });
+        let client = RegistryClient::new(&[], None)
+            .unwrap()
+            .with_small_request_timeout(std::time::Duration::from_millis(300));
+        let target: ImageRef = format!("{registry}/app:v1").parse().unwrap();
+        let error = push(&client, &[Image::scratch(&Platform::default())], &target)
+            .await
+            .unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, BuildError::Push { .. }), "{error:?}");
+        assert!(text.contains("did not answer in time"), "{text}");
+        assert!(
+            text.contains(&format!("is the registry running at {registry}?")),
+            "{text}"
+        );
+    }
 }

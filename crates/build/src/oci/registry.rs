@@ -29,6 +29,11 @@ use crate::credentials::{Credentials, DockerConfig, normalize_registry};
 /// Manifest media types asked for when pulling.
 const ACCEPTED_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
+/// The limit for requests that carry no blob (checks, upload starts, manifests, tokens): a
+/// registry that accepts connections but has stopped answering fails the push within it, while
+/// blob uploads and downloads keep the client's long limit.
+const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A repository in a registry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Repository {
@@ -97,6 +102,8 @@ pub struct RegistryClient {
     config: Option<Arc<DockerConfig>>,
     /// `Authorization` header values by (registry, scope).
     auth: Arc<Mutex<BTreeMap<(String, String), String>>>,
+    /// [`SMALL_REQUEST_TIMEOUT`], shorter in tests.
+    small_timeout: Duration,
 }
 
 /// The scope of a request.
@@ -131,7 +138,15 @@ impl RegistryClient {
                 .collect(),
             config,
             auth: Arc::default(),
+            small_timeout: SMALL_REQUEST_TIMEOUT,
         })
+    }
+
+    /// The same client with another limit for requests that carry no blob.
+    #[cfg(test)]
+    pub(crate) fn with_small_request_timeout(mut self, timeout: Duration) -> RegistryClient {
+        self.small_timeout = timeout;
+        self
     }
 
     /// Whether `registry` is reached over plain HTTP.
@@ -160,7 +175,9 @@ impl RegistryClient {
         );
         let action = format!("checking blob {digest} in {}", repo.name);
         let response = self
-            .send(repo, Access::Push, &action, || self.http.head(&url))
+            .send(repo, Access::Push, &action, || {
+                self.http.head(&url).timeout(self.small_timeout)
+            })
             .await?;
         match response.status() {
             StatusCode::OK => Ok(true),
@@ -193,7 +210,9 @@ impl RegistryClient {
             url.push_str(&format!("?mount={digest}&from={from}"));
         }
         let response = self
-            .send(repo, Access::Push, &action, || self.http.post(&url))
+            .send(repo, Access::Push, &action, || {
+                self.http.post(&url).timeout(self.small_timeout)
+            })
             .await?;
         let location = match response.status() {
             StatusCode::CREATED => return Ok(BlobPush::Mounted),
@@ -247,6 +266,7 @@ impl RegistryClient {
             .send(repo, Access::Push, &action, || {
                 self.http
                     .put(&url)
+                    .timeout(self.small_timeout)
                     .header(CONTENT_TYPE, media_type)
                     .body(bytes.to_vec())
             })
@@ -276,7 +296,10 @@ impl RegistryClient {
         let action = format!("fetching the manifest {}:{reference}", repo.name);
         let response = self
             .send(repo, Access::Pull, &action, || {
-                self.http.get(&url).header(ACCEPT, ACCEPTED_MANIFESTS)
+                self.http
+                    .get(&url)
+                    .timeout(self.small_timeout)
+                    .header(ACCEPT, ACCEPTED_MANIFESTS)
             })
             .await?;
         if response.status() != StatusCode::OK {
@@ -451,7 +474,7 @@ impl RegistryClient {
         let realm = params
             .get("realm")
             .ok_or_else(|| fail(format!("the Bearer challenge `{challenge}` has no realm")))?;
-        let mut token_request = self.http.get(realm.as_str());
+        let mut token_request = self.http.get(realm.as_str()).timeout(self.small_timeout);
         let mut query: Vec<(&str, String)> = vec![("scope", scope.to_owned())];
         if let Some(service) = params.get("service") {
             query.push(("service", service.clone()));
@@ -603,20 +626,39 @@ fn sniff_media_type(bytes: &[u8]) -> String {
     }
 }
 
+/// The question a connection failure or a timeout of `registry` ends with (a push replaces it
+/// with what to do next, see [`super::deliver`]).
+pub(crate) fn connect_question(registry: &str) -> String {
+    format!("; is the registry running, and is {registry} the right address?")
+}
+
 fn transport(repo: &Repository, action: &str, error: &reqwest::Error) -> BuildError {
     let mut reason = error.to_string();
+    let mut causes = Vec::new();
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
         reason.push_str(&format!(": {inner}"));
+        causes.push(inner.to_string());
         source = inner.source();
     }
     if error.is_connect() {
+        // reqwest's own words repeat the URL and say "client error (Connect)"; the causes
+        // under them ("tcp connect error: Connection refused (os error 111)") are what matter.
+        causes.retain(|c| c != "client error (Connect)");
+        let detail = if causes.is_empty() {
+            reason
+        } else {
+            causes.join(": ")
+        };
         reason = format!(
-            "cannot connect ({reason}); is the registry running and is {} the right address?",
-            repo.registry
+            "cannot connect ({detail}){}",
+            connect_question(&repo.registry)
         );
     } else if error.is_timeout() {
-        reason = format!("the registry did not answer in time ({reason})");
+        reason = format!(
+            "the registry did not answer in time ({reason}){}",
+            connect_question(&repo.registry)
+        );
     }
     BuildError::Registry {
         registry: repo.registry.clone(),

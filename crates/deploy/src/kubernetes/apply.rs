@@ -30,7 +30,7 @@ use serde_json::Value;
 use skiff_types::event::{Event, Level, Reporter};
 use skiff_types::manifest::Manifest;
 
-use super::client::{Connection, api_error, api_error_for};
+use super::client::{Connection, api_error, api_error_for, explain_unreachable};
 use crate::{
     ApplyAction, DeployError, DeployInput, DeployOutcome, Deployer, MANAGED_BY_LABEL,
     MANAGED_BY_VALUE, ManifestSet, RUN_ID_LABEL, ResourceRef,
@@ -371,7 +371,33 @@ impl KubernetesDeployer {
 
 #[async_trait::async_trait]
 impl Deployer for KubernetesDeployer {
+    /// An API server that went away since [`KubernetesDeployer::new`] (crashed, restarting)
+    /// fails the deploy with [`DeployError::ClusterUnreachable`]; the deployer stays usable and
+    /// the next deploy, once the server answers, applies what changed.
     async fn deploy(
+        &self,
+        input: &DeployInput<'_>,
+        reporter: &dyn Reporter,
+    ) -> Result<DeployOutcome, DeployError> {
+        match self.apply_all(input, reporter).await {
+            Err(error) => Err(explain_unreachable(&self.connection, error).await),
+            ok => ok,
+        }
+    }
+
+    /// Deletes what this deployer applied in this run, newest first, but only objects that
+    /// still carry `skaffold.dev/run-id=<this run id>`. Tries every object; returns the first
+    /// error.
+    async fn cleanup(&self, reporter: &dyn Reporter) -> Result<(), DeployError> {
+        match self.delete_applied(reporter).await {
+            Err(error) => Err(explain_unreachable(&self.connection, error).await),
+            ok => ok,
+        }
+    }
+}
+
+impl KubernetesDeployer {
+    async fn apply_all(
         &self,
         input: &DeployInput<'_>,
         reporter: &dyn Reporter,
@@ -430,10 +456,7 @@ impl Deployer for KubernetesDeployer {
         Ok(outcome)
     }
 
-    /// Deletes what this deployer applied in this run, newest first, but only objects that
-    /// still carry `skaffold.dev/run-id=<this run id>`. Tries every object; returns the first
-    /// error.
-    async fn cleanup(&self, reporter: &dyn Reporter) -> Result<(), DeployError> {
+    async fn delete_applied(&self, reporter: &dyn Reporter) -> Result<(), DeployError> {
         let mut state = self.state.lock().await;
         let mut first_error = None;
         let order = std::mem::take(&mut state.order);
@@ -534,7 +557,10 @@ pub async fn delete_labelled(
             }
         }
     }
-    first_error.map_or(Ok(deleted), Err)
+    match first_error {
+        Some(error) => Err(explain_unreachable(connection, error).await),
+        None => Ok(deleted),
+    }
 }
 
 /// Deletes leftovers of runs that could not clean up (a SIGKILLed `dev`): objects of `kinds`
@@ -641,7 +667,10 @@ pub async fn delete_by_run_label(
             }
         }
     }
-    first_error.map_or(Ok(deleted), Err)
+    match first_error {
+        Some(error) => Err(explain_unreachable(connection, error).await),
+        None => Ok(deleted),
+    }
 }
 
 /// Which labels an object must carry to be deleted.

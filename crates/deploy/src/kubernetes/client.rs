@@ -171,6 +171,33 @@ pub async fn connect(target: &KubeTarget) -> Result<Connection, DeployError> {
     })
 }
 
+/// What an operation's failure means when the API server itself has gone away (crashed,
+/// restarted, network down) since [`connect`]: when `error` is a plain API error and the server
+/// does not answer a version probe either (within [`PROBE_TIMEOUT`]), the cause is the server,
+/// not the object — the error becomes [`DeployError::ClusterUnreachable`], naming the context,
+/// the server and what to do. Any other error, or a server that answers, is returned as is.
+pub async fn explain_unreachable(connection: &Connection, error: DeployError) -> DeployError {
+    let DeployError::Api { operation, .. } = &error else {
+        return error;
+    };
+    let probe = tokio::time::timeout(PROBE_TIMEOUT, connection.client.apiserver_version()).await;
+    let cause = match probe {
+        Err(_) => format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
+        // It answers (whatever it says): the failure was about the operation.
+        Ok(Ok(_) | Err(kube::Error::Api(_))) => return error,
+        Ok(Err(e)) => error_chain(&e),
+    };
+    DeployError::ClusterUnreachable {
+        context: connection.context.clone(),
+        server: connection.server.clone(),
+        reason: format!(
+            "{operation} failed: {cause}; check that the API server is running and that the \
+             kubeconfig names its address — nothing was lost, and once it answers again the next \
+             save (`skiff dev`) or command deploys again"
+        ),
+    }
+}
+
 /// Reads and merges the kubeconfig files; returns them with a description of the files read.
 fn read_kubeconfig(target: &KubeTarget) -> Result<(Kubeconfig, String), DeployError> {
     if let Some(path) = &target.kubeconfig {
@@ -454,6 +481,56 @@ mod tests {
         assert!(matches!(
             api_error("get x", &api(500, "boom", None)),
             DeployError::Api { .. }
+        ));
+    }
+
+    /// A connection to a port nothing listens on (one just released by the system).
+    fn dead_connection() -> Connection {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let server = format!("http://127.0.0.1:{port}");
+        let config = kube::Config::new(server.parse().expect("a URL"));
+        Connection {
+            client: kube::Client::try_from(config).expect("a client"),
+            context: "gone".into(),
+            server,
+            default_namespace: "default".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_api_error_of_a_server_that_went_away_names_the_server_and_what_to_do() {
+        let connection = dead_connection();
+        let error = DeployError::Api {
+            operation: "apply deployment/web".into(),
+            message: "client error (Connect)".into(),
+        };
+        match explain_unreachable(&connection, error).await {
+            DeployError::ClusterUnreachable {
+                context,
+                server,
+                reason,
+            } => {
+                assert_eq!(context, "gone");
+                assert_eq!(server, connection.server);
+                assert!(
+                    reason.starts_with("apply deployment/web failed: "),
+                    "{reason}"
+                );
+                assert!(reason.contains("next save"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Errors that are about the object stay as they are.
+        let rejected = DeployError::Rejected {
+            object: "deployment/web".into(),
+            message: "invalid".into(),
+        };
+        assert!(matches!(
+            explain_unreachable(&connection, rejected).await,
+            DeployError::Rejected { .. }
         ));
     }
 

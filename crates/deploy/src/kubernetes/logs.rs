@@ -279,6 +279,18 @@ async fn tail_namespace<S>(
                             }
                         }
                     }
+                    // 410 Gone: the server no longer has the watch's resource version (an
+                    // API server that restarted has a new watch cache); the watcher lists again
+                    // by itself, and nothing is lost — not worth a warning.
+                    Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                        reporter.report(Event::Message {
+                            source: SOURCE,
+                            level: Level::Debug,
+                            text: format!(
+                                "watch of the pods in namespace `{namespace}` expired; listing again"
+                            ),
+                        });
+                    }
                     Err(e) => {
                         let text = format!("cannot watch the pods in namespace `{namespace}`: {e}");
                         if last_error.as_ref() != Some(&text) {
@@ -424,7 +436,13 @@ impl Follower {
                         self.line(text.to_owned());
                     }
                 }
-                None => self.line(raw.to_owned()),
+                // Every line of the container's output carries the timestamp asked for; one
+                // without is the kubelet or the runtime explaining why there is no log (the
+                // container was removed with its pod, its log file is gone), not the app's.
+                None => self.debug(format!(
+                    "log of container `{}` of pod/{}: {raw}",
+                    self.container, self.pod
+                )),
             }
         }
     }
