@@ -485,6 +485,7 @@ async fn delete_never_touches_a_same_named_container_without_skiffs_labels() {
 /// An image the engine lacks — built elsewhere and pushed, as the daemonless builder does — is
 /// pulled from its registry, by digest, and the container runs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // the skip is said the way `engine_available` says it
 async fn image_missing_from_the_engine_is_pulled_from_its_registry() {
     let test = "image_missing_from_the_engine_is_pulled_from_its_registry";
     if !engine_available(test).await {
