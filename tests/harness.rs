@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr, clippy::missing_panics_doc)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -229,4 +230,69 @@ impl Drop for Skiff {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The body `GET /` returns at `address` when it answers 200.
+pub fn http_get(address: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+/// Waits until `address` serves `want`; panics with `skiff`'s output after `timeout`.
+pub fn wait_served(address: &str, want: &str, timeout: Duration, skiff: &Skiff) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if http_get(address).as_deref() == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{address} never served {want:?} (last: {:?}); output:\n{}",
+            http_get(address),
+            skiff.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The local address of a `Port forwarding … -> ADDRESS` line.
+pub fn forwarded_address(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("Port forwarding ")?;
+    Some(rest.rsplit_once(" -> ")?.1.trim().to_owned())
+}
+
+/// The names of the containers (running or not) skiff labelled with `image`.
+pub fn labelled_containers(image: &str) -> Vec<String> {
+    let output = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=skiff.dev/image={image}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A local port free now (the system's choice, released again for the test to hand out).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

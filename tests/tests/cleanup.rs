@@ -12,7 +12,7 @@ use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(180);
 
-use skiff_e2e::harness::{Skiff, docker_available, example_copy, unique};
+use skiff_e2e::harness::{Skiff, docker_available, example_copy, labelled_containers, unique};
 
 fn docker(args: &[&str]) -> String {
     let output = Command::new("docker").args(args).output().unwrap();
@@ -28,17 +28,6 @@ fn lines(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     lines.sort();
     lines
-}
-
-fn labelled_containers(image: &str) -> Vec<String> {
-    lines(&docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label=skiff.dev/image={image}"),
-        "--format",
-        "{{.Names}}",
-    ]))
 }
 
 fn exists(container: &str) -> bool {

@@ -13,59 +13,6 @@ use std::time::{Duration, Instant};
 
 use skiff_e2e::harness::*;
 
-/// The body `GET /` returns at `address`, if it answers.
-fn get(address: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
-}
-
-fn wait_served(address: &str, want: &str, timeout: Duration, skiff: &Skiff) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if get(address).as_deref() == Some(want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{address} never served {want:?} (last: {:?}); output:\n{}",
-            get(address),
-            skiff.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn labelled_containers(image: &str) -> Vec<String> {
-    let output = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=skiff.dev/image={image}"),
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn forwarded_address(line: &str) -> Option<String> {
-    let rest = line.strip_prefix("Port forwarding ")?;
-    Some(rest.rsplit_once(" -> ")?.1.trim().to_owned())
-}
-
 const LONG: Duration = Duration::from_secs(120);
 
 /// Removes the images of `localhost:5000/<name>` when dropped (test passed or not).
@@ -128,7 +75,7 @@ fn dev_on_docker_rebuilds_on_save_survives_a_broken_build_and_cleans_up() {
         (l.starts_with("main.c → ") && l.contains("failed")).then_some(())
     });
     skiff.wait_line(mark, LONG, |l| l.starts_with("error: ").then_some(()));
-    assert_eq!(get(&address).as_deref(), Some("second\n"));
+    assert_eq!(http_get(&address).as_deref(), Some("second\n"));
 
     // Fixed (with a new message): the new version is served.
     std::fs::write(dir.path().join("main.c"), &source).unwrap();
@@ -145,7 +92,7 @@ fn dev_on_docker_rebuilds_on_save_survives_a_broken_build_and_cleans_up() {
         skiff.output()
     );
     assert_eq!(labelled_containers(&image), Vec::<String>::new());
-    assert!(get(&address).is_none());
+    assert!(http_get(&address).is_none());
 }
 
 #[test]
@@ -416,7 +363,7 @@ fn dev_with_manual_trigger_runs_on_post_execute_and_serves_state_and_events() {
     let mark = skiff.line_count();
     std::fs::write(dir.path().join("www/msg.txt"), "on request\n").unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(get(&address).as_deref(), Some("Hello from skiff!\n"));
+    assert_eq!(http_get(&address).as_deref(), Some("Hello from skiff!\n"));
     assert!(iteration_lines(&skiff, mark).is_empty());
 
     let (status, _) = http(

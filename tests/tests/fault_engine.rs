@@ -12,13 +12,13 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use skiff_e2e::harness::{Skiff, example_copy_rebuilding, missing, unique};
+use skiff_e2e::harness::{
+    Skiff, example_copy_rebuilding, forwarded_address, http_get, missing, unique, wait_served,
+};
 
 const LONG: Duration = Duration::from_secs(180);
 
@@ -260,40 +260,6 @@ fn sweep(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The body `GET /` returns at `address`, if it answers.
-fn get(address: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
-}
-
-fn wait_served(address: &str, want: &str, skiff: &Skiff) {
-    let deadline = Instant::now() + LONG;
-    loop {
-        if get(address).as_deref() == Some(want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{address} never served {want:?} (last: {:?}); output:\n{}",
-            get(address),
-            skiff.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn forwarded_address(line: &str) -> Option<String> {
-    let rest = line.strip_prefix("Port forwarding ")?;
-    Some(rest.rsplit_once(" -> ")?.1.trim().to_owned())
-}
-
 /// The engine-gone message: it names the socket and says what to do.
 fn is_engine_message(line: &str, socket: &str) -> bool {
     line.contains("Docker engine")
@@ -317,7 +283,7 @@ fn rebuild_body(dir: &Path) {
     let mut skiff =
         Skiff::start_with_env(project.path(), &["dev", "-p", "docker"], cache.path(), &env);
     let address = skiff.wait_line(0, LONG, forwarded_address);
-    wait_served(&address, "Hello from skiff!\n", &skiff);
+    wait_served(&address, "Hello from skiff!\n", LONG, &skiff);
     let skiffs = "label=app.kubernetes.io/managed-by=skiff";
     assert!(!engine.docker(&["ps", "-q", "--filter", skiffs]).is_empty());
 
@@ -364,7 +330,7 @@ fn rebuild_body(dir: &Path) {
             .find_map(|l| forwarded_address(l))
             .unwrap_or_else(|| address.clone());
         assert_eq!(address_now, address, "the host port moved");
-        wait_served(&address, content, &skiff);
+        wait_served(&address, content, LONG, &skiff);
         skiff.wait_line(outage, LONG, |l| {
             (l.contains("Docker engine") && l.contains("answers again")).then_some(())
         });
@@ -383,7 +349,7 @@ fn rebuild_body(dir: &Path) {
         engine.docker(&["network", "ls", "-q", "--filter", skiffs]),
         ""
     );
-    assert!(get(&address).is_none());
+    assert!(http_get(&address).is_none());
     drop(engine);
 }
 
@@ -408,10 +374,10 @@ fn sync_body(dir: &Path) {
         &env,
     );
     let address = skiff.wait_line(0, LONG, forwarded_address);
-    wait_served(&address, "Hello from skiff!\n", &skiff);
+    wait_served(&address, "Hello from skiff!\n", LONG, &skiff);
     let mark = skiff.line_count();
     std::fs::write(&msg, "synced\n").unwrap();
-    wait_served(&address, "synced\n", &skiff);
+    wait_served(&address, "synced\n", LONG, &skiff);
     skiff.wait_line(mark, LONG, |l| {
         l.starts_with("msg.txt → synced").then_some(())
     });
@@ -436,12 +402,12 @@ fn sync_body(dir: &Path) {
     skiff.wait_line(mark, LONG, |l| {
         l.starts_with("msg.txt → rebuilt").then_some(())
     });
-    wait_served(&address, "back\n", &skiff);
+    wait_served(&address, "back\n", LONG, &skiff);
 
     // The new container is synced into again.
     let mark = skiff.line_count();
     std::fs::write(&msg, "synced again\n").unwrap();
-    wait_served(&address, "synced again\n", &skiff);
+    wait_served(&address, "synced again\n", LONG, &skiff);
     skiff.wait_line(mark, LONG, |l| {
         l.starts_with("msg.txt → synced").then_some(())
     });

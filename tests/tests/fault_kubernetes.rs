@@ -7,8 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,40 +15,6 @@ use skiff_e2e::harness::*;
 
 const LONG: Duration = Duration::from_secs(180);
 const APP_LINE: &str = "hello-http listening on :8080";
-
-/// The body `GET /` returns at `address`, if it answers.
-fn get(address: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
-}
-
-fn wait_served(address: &str, want: &str, timeout: Duration, skiff: &Skiff) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if get(address).as_deref() == Some(want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{address} never served {want:?} (last: {:?}); output:\n{}",
-            get(address),
-            skiff.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn forwarded_address(line: &str) -> Option<String> {
-    let rest = line.strip_prefix("Port forwarding ")?;
-    Some(rest.rsplit_once(" -> ")?.1.trim().to_owned())
-}
 
 /// The pod of a `[pod container] hello-http listening on :8080` line of the app `name`.
 fn app_started_in(line: &str, name: &str) -> Option<String> {
@@ -160,15 +124,6 @@ impl Drop for Leftovers {
             ])
             .status();
     }
-}
-
-/// A free local port (the system's choice, released again for the API server to take).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The test's own kube-apiserver (`scripts/devenv/own-apiserver PORT KUBECONFIG`).

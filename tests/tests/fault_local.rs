@@ -17,61 +17,8 @@ use skiff_e2e::harness::*;
 
 const LONG: Duration = Duration::from_secs(120);
 
-/// The body `GET /` returns at `address`, if it answers.
-fn get(address: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
-}
-
-fn wait_served(address: &str, want: &str, timeout: Duration, skiff: &Skiff) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if get(address).as_deref() == Some(want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{address} never served {want:?} (last: {:?}); output:\n{}",
-            get(address),
-            skiff.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn forwarded_address(line: &str) -> Option<String> {
-    let rest = line.strip_prefix("Port forwarding ")?;
-    Some(rest.rsplit_once(" -> ")?.1.trim().to_owned())
-}
-
 fn port_of(address: &str) -> u16 {
     address.rsplit_once(':').unwrap().1.parse().unwrap()
-}
-
-fn labelled_containers(image: &str) -> Vec<String> {
-    let output = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=skiff.dev/image={image}"),
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Removes the images of `localhost:5000/<name>` when dropped (test passed or not).

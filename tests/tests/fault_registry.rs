@@ -66,7 +66,7 @@ impl OwnRegistry {
             .unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while http_get(&self.address(), "/v2/").is_none() {
+        while registry_get(&self.address(), "/v2/").is_none() {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!(
                     "the registry exited ({status}):\n{}",
@@ -97,7 +97,7 @@ impl OwnRegistry {
 
     /// The tags the registry holds for `repository` (none when it does not know it).
     fn tags(&self, repository: &str) -> Vec<String> {
-        let body = http_get(&self.address(), &format!("/v2/{repository}/tags/list"))
+        let body = registry_get(&self.address(), &format!("/v2/{repository}/tags/list"))
             .unwrap_or_else(|| panic!("the registry on {} does not answer", self.address()));
         let Some(at) = body.find("\"tags\":[") else {
             return Vec::new();
@@ -125,7 +125,7 @@ impl Drop for OwnRegistry {
 
 /// The body of `GET path` at `address` when it answers 200 (200 or 404 for the registry's
 /// JSON answers, whose body is still wanted).
-fn http_get(address: &str, path: &str) -> Option<String> {
+fn registry_get(address: &str, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(address).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -137,37 +137,6 @@ fn http_get(address: &str, path: &str) -> Option<String> {
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
     (head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.1 404")).then(|| body.to_owned())
-}
-
-/// What the app serves on `address`, if it answers.
-fn served(address: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
-}
-
-fn wait_served(address: &str, want: &str, skiff: &Skiff) {
-    let deadline = Instant::now() + LONG;
-    while served(address).as_deref() != Some(want) {
-        assert!(
-            Instant::now() < deadline,
-            "{address} never served {want:?} (last: {:?}); output:\n{}",
-            served(address),
-            skiff.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn forwarded_address(line: &str) -> Option<String> {
-    let rest = line.strip_prefix("Port forwarding ")?;
-    Some(rest.rsplit_once(" -> ")?.1.trim().to_owned())
 }
 
 /// An iteration's summary line (`msg.txt → …  — total …`) from `from` on.
@@ -307,7 +276,7 @@ fn registry_down_during_a_push(prefix: &str, target: Target, extra: &[&str]) {
 
     // First iteration: built, pushed to our registry, deployed.
     let app = skiff.wait_line(0, Duration::from_secs(240), forwarded_address);
-    wait_served(&app, "Hello from skiff!\n", &skiff);
+    wait_served(&app, "Hello from skiff!\n", LONG, &skiff);
     let first = iteration_line(&mut skiff, 0);
     assert!(first.starts_with("initial → rebuilt"), "{first}");
     let pushed = registry.tags(&name);
@@ -341,9 +310,9 @@ fn registry_down_during_a_push(prefix: &str, target: Target, extra: &[&str]) {
         );
     }
     // The running app is untouched, and skiff keeps watching.
-    assert_eq!(served(&app).as_deref(), Some("Hello from skiff!\n"));
+    assert_eq!(http_get(&app).as_deref(), Some("Hello from skiff!\n"));
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(served(&app).as_deref(), Some("Hello from skiff!\n"));
+    assert_eq!(http_get(&app).as_deref(), Some("Hello from skiff!\n"));
 
     // The registry is back (same port, same data): the failed push left nothing in it.
     registry.restart();
@@ -358,7 +327,7 @@ fn registry_down_during_a_push(prefix: &str, target: Target, extra: &[&str]) {
         "{summary}\n{}",
         skiff.output()
     );
-    wait_served(&app, "second\n", &skiff);
+    wait_served(&app, "second\n", LONG, &skiff);
     let now = registry.tags(&name);
     assert_eq!(now.len(), 2, "a new tag after the push: {now:?}");
     assert!(now.contains(&pushed[0]), "{now:?}");
@@ -366,7 +335,7 @@ fn registry_down_during_a_push(prefix: &str, target: Target, extra: &[&str]) {
     // New content: pushed and served as usual.
     let mark = skiff.line_count();
     std::fs::write(dir.path().join("www/msg.txt"), "third\n").unwrap();
-    wait_served(&app, "third\n", &skiff);
+    wait_served(&app, "third\n", LONG, &skiff);
     let summary = iteration_line(&mut skiff, mark);
     assert!(summary.starts_with("msg.txt → rebuilt"), "{summary}");
     assert_eq!(registry.tags(&name).len(), 3);
@@ -379,7 +348,7 @@ fn registry_down_during_a_push(prefix: &str, target: Target, extra: &[&str]) {
     assert_eq!(registry.tags(&name), Vec::<String>::new());
     let mark = skiff.line_count();
     std::fs::write(dir.path().join("www/msg.txt"), "Hello from skiff!\n").unwrap();
-    wait_served(&app, "Hello from skiff!\n", &skiff);
+    wait_served(&app, "Hello from skiff!\n", LONG, &skiff);
     let summary = iteration_line(&mut skiff, mark);
     assert!(summary.starts_with("msg.txt → rebuilt"), "{summary}");
     assert_eq!(registry.tags(&name), pushed);
