@@ -213,6 +213,17 @@ impl Skiff {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+
+    /// Ctrl-C, then a clean exit (status 0) within `timeout`, or a panic with the output.
+    pub fn stop(&mut self, timeout: Duration) {
+        self.interrupt();
+        let status = self.wait_exit(timeout);
+        assert!(
+            status.success(),
+            "skiff exited with {status}:\n{}",
+            self.output()
+        );
+    }
 }
 
 impl Drop for Skiff {
@@ -295,4 +306,29 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Removes the engine's images whose reference matches `self.0` (`localhost:5000/NAME`, say)
+/// when dropped — also when the test panicked. Untagged with `--no-prune`: a parallel build may
+/// use the parent layers as cache.
+#[derive(Debug)]
+pub struct EngineImages(pub String);
+
+impl Drop for EngineImages {
+    fn drop(&mut self) {
+        let Ok(output) = Command::new("docker")
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter"])
+            .arg(format!("reference={}", self.0))
+            .output()
+        else {
+            return;
+        };
+        for image in String::from_utf8_lossy(&output.stdout).lines() {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f", "--no-prune", image])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }

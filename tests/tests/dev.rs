@@ -7,39 +7,13 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use skiff_e2e::harness::*;
 
 const LONG: Duration = Duration::from_secs(120);
-
-/// Removes the images of `localhost:5000/<name>` when dropped (test passed or not).
-struct Images(String);
-
-impl Drop for Images {
-    fn drop(&mut self) {
-        let Ok(output) = Command::new("docker")
-            .args([
-                "images",
-                "--format",
-                "{{.Repository}}:{{.Tag}}",
-                "--filter",
-                &format!("reference=localhost:5000/{}", self.0),
-            ])
-            .output()
-        else {
-            return;
-        };
-        for image in String::from_utf8_lossy(&output.stdout).lines() {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f", "--no-prune", image])
-                .stdout(Stdio::null())
-                .status();
-        }
-    }
-}
 
 #[test]
 fn dev_on_docker_rebuilds_on_save_survives_a_broken_build_and_cleans_up() {
@@ -49,7 +23,7 @@ fn dev_on_docker_rebuilds_on_save_survives_a_broken_build_and_cleans_up() {
     let name = unique("hello-dev");
     let image = format!("localhost:5000/{name}");
     let dir = example_copy_rebuilding(&name);
-    let _images = Images(name.clone());
+    let _images = EngineImages(format!("localhost:5000/{name}"));
     let mut skiff = Skiff::start(dir.path(), &["dev", "-p", "docker"]);
 
     let address = skiff.wait_line(0, LONG, forwarded_address);
@@ -84,13 +58,7 @@ fn dev_on_docker_rebuilds_on_save_survives_a_broken_build_and_cleans_up() {
     assert!(!labelled_containers(&image).is_empty());
 
     // Ctrl-C: the process exits and the run's containers are gone.
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff dev exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
     assert_eq!(labelled_containers(&image), Vec::<String>::new());
     assert!(http_get(&address).is_none());
 }
@@ -102,18 +70,12 @@ fn run_tail_on_kubernetes_prints_the_apps_log_line() {
     }
     let name = unique("hello-run");
     let dir = example_copy_rebuilding(&name);
-    let _images = Images(name.clone());
+    let _images = EngineImages(format!("localhost:5000/{name}"));
     let mut skiff = Skiff::start(dir.path(), &["run", "--tail"]);
     skiff.wait_line(0, Duration::from_secs(240), |l| {
         (l.contains(&name) && l.ends_with("hello-http listening on :8080")).then_some(())
     });
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff run exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
     let deleted = Command::new(skiff_e2e::skiff_bin())
         .arg("delete")
         .current_dir(dir.path())
@@ -160,7 +122,7 @@ fn dev_on_kubernetes_serves_the_new_content_on_the_same_port_and_cleans_up() {
     }
     let name = unique("hello-kdev");
     let dir = example_copy_rebuilding(&name);
-    let _images = Images(name.clone());
+    let _images = EngineImages(format!("localhost:5000/{name}"));
     let mut skiff = Skiff::start(dir.path(), &["dev"]);
     let address = skiff.wait_line(0, Duration::from_secs(240), |l| {
         l.starts_with(&format!("Port forwarding service/{name} "))
@@ -173,13 +135,7 @@ fn dev_on_kubernetes_serves_the_new_content_on_the_same_port_and_cleans_up() {
     std::fs::write(dir.path().join("www/msg.txt"), "from the cluster\n").unwrap();
     wait_served(&address, "from the cluster\n", LONG, &skiff);
 
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff dev exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
     // Deletion is asynchronous: the objects go within moments.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !kube_objects(&name).is_empty() && Instant::now() < deadline {
@@ -239,7 +195,7 @@ fn dev_on_docker_a_burst_is_one_iteration_and_the_event_log_has_timings() {
     let name = unique("hello-burst");
     let image = format!("localhost:5000/{name}");
     let dir = example_copy_rebuilding(&name);
-    let _images = Images(name.clone());
+    let _images = EngineImages(format!("localhost:5000/{name}"));
     let log = dir.path().join("events.jsonl");
     let mut skiff = Skiff::start(
         dir.path(),
@@ -307,7 +263,7 @@ fn dev_with_manual_trigger_runs_on_post_execute_and_serves_state_and_events() {
     let name = unique("hello-manual");
     let image = format!("localhost:5000/{name}");
     let dir = example_copy_rebuilding(&name);
-    let _images = Images(name.clone());
+    let _images = EngineImages(format!("localhost:5000/{name}"));
     let mut skiff = Skiff::start(
         dir.path(),
         &[
@@ -422,7 +378,7 @@ fn dev_on_kubernetes_forwards_services_and_redeploys_a_manifest_without_a_build(
     }
     let name = unique("hello-ksvc");
     let dir = example_copy_rebuilding(&name);
-    let _images = Images(name.clone());
+    let _images = EngineImages(format!("localhost:5000/{name}"));
     let mut skiff = Skiff::start(
         dir.path(),
         &["dev", "--port-forward=services", "--tail=false"],
@@ -512,7 +468,7 @@ fn dev_on_docker_syncs_a_static_file_into_the_same_container() {
     let name = unique("hello-sync");
     let image = format!("localhost:5000/{name}");
     let dir = example_copy(&name);
-    let _images = Images(name.clone());
+    let _images = EngineImages(format!("localhost:5000/{name}"));
     let mut skiff = Skiff::start(dir.path(), &["dev", "-p", "docker"]);
     let address = skiff.wait_line(0, LONG, forwarded_address);
     wait_served(&address, "Hello from skiff!\n", LONG, &skiff);
@@ -551,13 +507,7 @@ fn dev_on_docker_syncs_a_static_file_into_the_same_container() {
     // The rebuilt image holds the synced file too (it was built from the context).
     wait_served(&address, "synced\n", LONG, &skiff);
 
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff dev exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
     assert_eq!(labelled_containers(&image), Vec::<String>::new());
 }
 
@@ -573,7 +523,7 @@ fn dev_on_kubernetes_syncs_a_static_file_into_the_same_pod() {
     }
     let name = unique("hello-ksync");
     let dir = example_copy(&name);
-    let _images = Images(name.clone());
+    let _images = EngineImages(format!("localhost:5000/{name}"));
     let mut skiff = Skiff::start(dir.path(), &["dev"]);
     let address = skiff.wait_line(0, Duration::from_secs(240), |l| {
         l.starts_with(&format!("Port forwarding service/{name} "))
@@ -593,13 +543,7 @@ fn dev_on_kubernetes_syncs_a_static_file_into_the_same_pod() {
     assert!(line.contains("synced into 1 container"), "{line}");
     assert_eq!(kube_pods(&name), pods, "the pod was replaced");
 
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff dev exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !kube_objects(&name).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));

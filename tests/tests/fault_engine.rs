@@ -337,13 +337,7 @@ fn rebuild_body(dir: &Path) {
     }
 
     // Ctrl-C: a clean exit, and nothing of the run left on the engine.
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff dev exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
     assert_eq!(engine.docker(&["ps", "-aq", "--filter", skiffs]), "");
     assert_eq!(
         engine.docker(&["network", "ls", "-q", "--filter", skiffs]),
@@ -412,13 +406,7 @@ fn sync_body(dir: &Path) {
         l.starts_with("msg.txt → synced").then_some(())
     });
 
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff dev exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
     let skiffs = "label=app.kubernetes.io/managed-by=skiff";
     assert_eq!(engine.docker(&["ps", "-aq", "--filter", skiffs]), "");
     assert_eq!(

@@ -293,13 +293,7 @@ fn dev_on_kubernetes_survives_its_api_server_restarting() {
 
     assert_only_app_lines(&skiff, &name);
 
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff dev exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
     wait_objects_gone(&kubeconfig, &name);
 }
 
@@ -362,12 +356,6 @@ fn dev_on_kubernetes_follows_a_pod_deleted_by_hand() {
 
     assert_only_app_lines(&skiff, &name);
 
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff dev exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
     wait_objects_gone(&kubeconfig, &name);
 }

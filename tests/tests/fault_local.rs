@@ -10,7 +10,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use skiff_e2e::harness::*;
@@ -19,32 +19,6 @@ const LONG: Duration = Duration::from_secs(120);
 
 fn port_of(address: &str) -> u16 {
     address.rsplit_once(':').unwrap().1.parse().unwrap()
-}
-
-/// Removes the images of `localhost:5000/<name>` when dropped (test passed or not).
-struct Images(String);
-
-impl Drop for Images {
-    fn drop(&mut self) {
-        let Ok(output) = Command::new("docker")
-            .args([
-                "images",
-                "--format",
-                "{{.Repository}}:{{.Tag}}",
-                "--filter",
-                &format!("reference=localhost:5000/{}", self.0),
-            ])
-            .output()
-        else {
-            return;
-        };
-        for image in String::from_utf8_lossy(&output.stdout).lines() {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f", "--no-prune", image])
-                .stdout(Stdio::null())
-                .status();
-        }
-    }
 }
 
 /// A port another process (this test) listens on, kept open for the whole test.
@@ -146,7 +120,7 @@ fn dev_on_docker_moves_off_a_port_taken_before_start() {
     let image = format!("localhost:5000/{name}");
     let dir = example_copy_rebuilding(&name);
     set_local_port(dir.path(), held.port);
-    let _images = Images(name.clone());
+    let _images = EngineImages(format!("localhost:5000/{name}"));
     let cache = tempfile::tempdir().unwrap();
     let mut skiff = Skiff::start_with_cache(dir.path(), &["dev", "-p", "docker"], cache.path());
 
@@ -187,13 +161,7 @@ fn dev_on_docker_moves_off_a_port_taken_before_start() {
     );
     assert_eq!(forward_addresses(&skiff, &name), vec![address.clone()]);
 
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff dev exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
     assert_eq!(labelled_containers(&image), Vec::<String>::new());
     held.assert_still_ours();
 }
@@ -210,7 +178,7 @@ fn dev_on_kubernetes_moves_a_port_forward_off_a_taken_local_port() {
     let name = unique("fault-kport");
     let dir = example_copy_rebuilding(&name);
     set_local_port(dir.path(), held.port);
-    let _images = Images(name.clone());
+    let _images = EngineImages(format!("localhost:5000/{name}"));
     let cache = tempfile::tempdir().unwrap();
     let mut skiff = Skiff::start_with_cache(dir.path(), &["dev"], cache.path());
 
@@ -254,13 +222,7 @@ fn dev_on_kubernetes_moves_a_port_forward_off_a_taken_local_port() {
     );
     assert_eq!(forward_addresses(&skiff, &name), vec![address.clone()]);
 
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff dev exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
     held.assert_still_ours();
 }
 
@@ -275,7 +237,7 @@ fn dev_with_a_taken_rpc_http_port_fails_naming_the_port_and_flag() {
     let name = unique("fault-rpc");
     let image = format!("localhost:5000/{name}");
     let dir = example_copy_rebuilding(&name);
-    let _images = Images(name.clone());
+    let _images = EngineImages(format!("localhost:5000/{name}"));
     let cache = tempfile::tempdir().unwrap();
     let port = held.port.to_string();
     let mut skiff = Skiff::start_with_cache(
@@ -426,7 +388,7 @@ fn dev_survives_a_full_disk_under_the_cache_file_and_saves_again_once_freed() {
     let filler = fs.path().join("filler");
     let name = unique("fault-enospc");
     let dir = example_copy_rebuilding(&name);
-    let _images = Images(name.clone());
+    let _images = EngineImages(format!("localhost:5000/{name}"));
     let cache_arg = cache.to_str().unwrap().to_owned();
     let mut skiff = Skiff::start(
         dir.path(),
@@ -515,11 +477,5 @@ fn dev_survives_a_full_disk_under_the_cache_file_and_saves_again_once_freed() {
         "the cache file changed"
     );
 
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff dev exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
 }

@@ -146,29 +146,6 @@ fn iteration_line(skiff: &mut Skiff, from: usize) -> String {
     })
 }
 
-/// Removes the images of `repository` from the engine when dropped.
-struct EngineImages(String);
-
-impl Drop for EngineImages {
-    fn drop(&mut self) {
-        let Ok(output) = Command::new("docker")
-            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
-            .arg("--filter")
-            .arg(format!("reference={}", self.0))
-            .output()
-        else {
-            return;
-        };
-        for image in String::from_utf8_lossy(&output.stdout).lines() {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f", image])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
 fn registry_installed() -> bool {
     let installed = Command::new("docker-registry")
         .arg("--version")
@@ -353,13 +330,7 @@ fn registry_down_during_a_push(prefix: &str, target: Target, extra: &[&str]) {
     assert!(summary.starts_with("msg.txt → rebuilt"), "{summary}");
     assert_eq!(registry.tags(&name), pushed);
 
-    skiff.interrupt();
-    let status = skiff.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "skiff dev exited with {status}:\n{}",
-        skiff.output()
-    );
+    skiff.stop(LONG);
 }
 
 /// The Docker engine builds and pushes; the app runs on the same engine.
