@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
+use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use skiff_deploy::kubernetes::status::{StatusCheck, StatusSummary};
 use skiff_deploy::{DeployError, ResourceRef};
@@ -449,6 +450,111 @@ async fn fixed_deployment_is_ready_while_the_old_pods_still_crash() {
         let summary = result.unwrap();
         assert_eq!(summary.ready.len(), 1, "{summary:?}");
         assert_eq!(ready_events(&reporter), ["deployment/web"]);
+    })
+    .await;
+}
+
+/// Mounts the ConfigMap `config_map`, which the test never creates: the kubelet cannot set the
+/// pod up and says so only in `FailedMount` events (retried with backoff, the first within a
+/// second or two), while the container stays `ContainerCreating`, which is no failure of its own.
+fn with_missing_config_map(mut pod_spec: serde_json::Value, config_map: &str) -> serde_json::Value {
+    pod_spec["volumes"] = json!([{"name": "cfg", "configMap": {"name": config_map}}]);
+    pod_spec["containers"][0]["volumeMounts"] = json!([{"name": "cfg", "mountPath": "/cfg"}]);
+    pod_spec
+}
+
+/// Waits until the kubelet has reported `reason` for a pod whose name starts with `pod_prefix`,
+/// so the check below does not depend on how busy the shared node is.
+async fn wait_for_pod_event(client: &Client, namespace: &str, pod_prefix: &str, reason: &str) {
+    let events: Api<KubeEvent> = Api::namespaced(client.clone(), namespace);
+    let fields = format!("involvedObject.kind=Pod,reason={reason}");
+    let params = ListParams::default().fields(&fields);
+    for _ in 0..240 {
+        let listed = events.list(&params).await.unwrap();
+        if listed.items.iter().any(|e| {
+            e.involved_object
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(pod_prefix))
+        }) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the kubelet reported no {reason} for pod {pod_prefix}* in {namespace} within 120s");
+}
+
+#[tokio::test]
+async fn pod_warning_events_explain_a_stuck_pod_until_the_deadline() {
+    in_namespace("events", |client, ns| async move {
+        let missing = "skiff-no-such-config";
+        let pause = || container(PAUSE_IMAGE, "IfNotPresent", &[]);
+        let mut web = deployment("web", pause());
+        web["spec"]["template"]["spec"] =
+            with_missing_config_map(web["spec"]["template"]["spec"].clone(), missing);
+        create::<Deployment>(&client, &ns, web).await;
+        let bare = template("bare", pause());
+        let bare = json!({"metadata": {"name": "bare"},
+            "spec": with_missing_config_map(bare["spec"].clone(), missing)});
+        create::<Pod>(&client, &ns, bare).await;
+        wait_for_pod_event(&client, &ns, "web-", "FailedMount").await;
+        wait_for_pod_event(&client, &ns, "bare", "FailedMount").await;
+        let deadline = Duration::from_secs(10);
+        let checker = checker(&client, deadline, false);
+        let (web_reporter, bare_reporter) =
+            (CollectingReporter::default(), CollectingReporter::default());
+        let web = [resource("apps/v1", "Deployment", &ns, "web")];
+        let bare = [resource("v1", "Pod", &ns, "bare")];
+
+        let ((web_result, web_took), (bare_result, bare_took)) = tokio::join!(
+            check(&checker, &web, &web_reporter, deadline),
+            check(&checker, &bare, &bare_reporter, deadline),
+        );
+
+        // Not a fast failure: a mount (or sandbox) error may pass, so only the deadline ends the
+        // check, and its message says why.
+        let web_statuses = status_events(&web_reporter, "deployment/web");
+        let bare_statuses = status_events(&bare_reporter, "pod/bare");
+        let mount_error = format!("configmap \"{missing}\" not found");
+        for (reason, took, pod, statuses) in [
+            (
+                not_ready(web_result, "deployment/web"),
+                web_took,
+                "; pod web-",
+                &web_statuses,
+            ),
+            (
+                not_ready(bare_result, "pod/bare"),
+                bare_took,
+                "; pod bare: ",
+                &bare_statuses,
+            ),
+        ] {
+            assert!(reason.starts_with("not ready after 10s: "), "{reason}");
+            assert!(reason.contains(pod), "{reason}\n{statuses:?}");
+            assert!(reason.contains("FailedMount: "), "{reason}\n{statuses:?}");
+            assert!(reason.contains(&mount_error), "{reason}\n{statuses:?}");
+            assert!(!reason.contains('\n'), "{reason}");
+            assert!(took >= deadline, "took {took:?}: {reason}");
+            assert!(
+                statuses.iter().any(|s| s.contains(pod)
+                    && s.contains("FailedMount: ")
+                    && s.contains(&mount_error)),
+                "{statuses:?}"
+            );
+        }
+        assert!(
+            web_statuses
+                .iter()
+                .any(|s| s.starts_with("0/1 replicas available; pod web-")),
+            "{web_statuses:?}"
+        );
+        assert!(
+            bare_statuses
+                .iter()
+                .any(|s| s.starts_with("Pending: ContainerCreating; pod bare: ")),
+            "{bare_statuses:?}"
+        );
     })
     .await;
 }

@@ -14,6 +14,14 @@
 //! whose `progressDeadlineSeconds` passed. The whole check ends at [`StatusOptions::deadline`]
 //! (or earlier for a Deployment with a shorter `progressDeadlineSeconds`).
 //!
+//! A pod that stays not ready without such a reason often says why only in a Warning event
+//! (`FailedMount`, `FailedCreatePodSandBox`, `FailedAttachVolume`, a failing readiness probe, …):
+//! its newest one goes into the status line and into the deadline's message, e.g.
+//! `0/1 replicas available; pod web-abc: FailedMount: MountVolume.SetUp failed for volume "cfg" :
+//! configmap "cfg" not found (x3)`. Events are listed per pod, only for pods not ready for a
+//! while, at most every few seconds and for a few pods per resource. They never fail the check
+//! by themselves: such errors can pass, and the deadline still decides.
+//!
 //! Progress goes to the [`Reporter`]: [`Event::ResourceStatus`] whenever a resource's status
 //! text changes, [`Event::ResourceReady`] once per resource, and a closing
 //! `Deployments stabilized in 1.23s` message.
@@ -28,9 +36,10 @@ use futures_util::stream::{BoxStream, FuturesUnordered};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Event as KubeEvent, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, LogParams};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, LogParams};
 use kube::core::Selector;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
@@ -65,6 +74,18 @@ const MAX_CONSECUTIVE_WATCH_ERRORS: u32 = 5;
 const LOG_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The `source` of the messages this module reports.
 const SOURCE: &str = "deploy";
+/// How long a pod stays not ready before its events are looked up: most pods start within this,
+/// and looking up events for each of them would cost a request per pod for nothing.
+const EVENT_GRACE: Duration = Duration::from_millis(1500);
+/// At most one event lookup per stuck pod this often.
+const EVENT_INTERVAL: Duration = Duration::from_secs(2);
+/// How many stuck pods of one resource have their events looked up: replicas stuck the same way
+/// need no request each to say why.
+const MAX_EVENT_PODS: usize = 3;
+/// How long one event lookup may take.
+const EVENT_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest event message a status line carries, in characters.
+const MAX_EVENT_MESSAGE: usize = 240;
 
 /// How the status check behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -742,6 +763,253 @@ fn pod_problem(pod: &Pod) -> Option<PodProblem> {
     None
 }
 
+/// The newest Warning event of one pod, as a status line shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PodWarning {
+    pod: String,
+    reason: String,
+    /// The first line of the event's message, shortened.
+    message: String,
+    /// How often the event happened.
+    count: i32,
+    /// When it last happened.
+    at: Option<Timestamp>,
+}
+
+impl PodWarning {
+    /// One line: `pod web-abc: FailedMount: MountVolume.SetUp failed … (x3)`.
+    fn summary(&self) -> String {
+        let mut text = format!("pod {}: {}", self.pod, self.reason);
+        if !self.message.is_empty() {
+            text.push_str(": ");
+            text.push_str(&self.message);
+        }
+        if self.count > 1 {
+            text.push_str(&format!(" (x{})", self.count));
+        }
+        text
+    }
+}
+
+/// Which pod the events are looked up for: events outlive their pod, and a pod recreated under
+/// the same name (a bare Pod, a StatefulSet replica) must not show its predecessor's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PodIdentity {
+    name: String,
+    uid: Option<String>,
+    created: Option<Timestamp>,
+}
+
+impl PodIdentity {
+    fn of(pod: &Pod) -> Self {
+        Self {
+            name: pod.name_any(),
+            uid: pod.metadata.uid.clone(),
+            created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        }
+    }
+
+    /// Whether `event` is about this very pod.
+    fn concerns(&self, event: &KubeEvent) -> bool {
+        let about = &event.involved_object;
+        if about.kind.as_deref().is_some_and(|k| k != "Pod")
+            || about.name.as_deref().is_some_and(|n| n != self.name)
+        {
+            return false;
+        }
+        // The uid tells pods apart even when the node's clock is behind the API server's.
+        if let (Some(uid), Some(event_uid)) = (&self.uid, &about.uid) {
+            return uid == event_uid;
+        }
+        match (self.created, event_time(event)) {
+            (Some(created), Some(at)) => at >= created,
+            _ => true,
+        }
+    }
+}
+
+/// When `event` last happened: the newest of the timestamps old- and new-style events carry.
+fn event_time(event: &KubeEvent) -> Option<Timestamp> {
+    [
+        event.last_timestamp.as_ref().map(|t| t.0),
+        event.event_time.as_ref().map(|t| t.0),
+        event
+            .series
+            .as_ref()
+            .and_then(|s| s.last_observed_time.as_ref())
+            .map(|t| t.0),
+        event.first_timestamp.as_ref().map(|t| t.0),
+        event.metadata.creation_timestamp.as_ref().map(|t| t.0),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+}
+
+/// How often `event` happened (`count` of old-style events, `series.count` of new-style ones).
+fn event_count(event: &KubeEvent) -> i32 {
+    let series = event.series.as_ref().and_then(|s| s.count);
+    event.count.max(series).unwrap_or(1).max(1)
+}
+
+/// The newest Warning event about `pod` among `events`, if any.
+fn newest_warning(pod: &PodIdentity, events: &[KubeEvent]) -> Option<PodWarning> {
+    events
+        .iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning") && pod.concerns(e))
+        // Times have one-second precision: of two events in the same second, the more frequent.
+        .max_by_key(|e| (event_time(e), event_count(e)))
+        .map(|e| PodWarning {
+            pod: pod.name.clone(),
+            reason: e.reason.clone().unwrap_or_else(|| "Warning".into()),
+            message: one_line(e.message.as_deref().unwrap_or_default(), MAX_EVENT_MESSAGE),
+            count: event_count(e),
+            at: event_time(e),
+        })
+}
+
+/// The first non-empty line of `text`, at most `max` characters: a longer one keeps its start
+/// and its end, since an error chain (`rpc error: … network: could not find bridge docker0`)
+/// names the root cause last.
+fn one_line(text: &str, max: usize) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    let chars = line.chars().count();
+    if chars <= max {
+        return line.to_owned();
+    }
+    let head = max * 2 / 5;
+    let tail = max.saturating_sub(head + 1);
+    let start: String = line.chars().take(head).collect();
+    let end: String = line.chars().skip(chars - tail).collect();
+    format!("{}…{}", start.trim_end(), end.trim_start())
+}
+
+/// The pods of a resource that are not ready, and what their events said when last looked up.
+///
+/// Events are only listed for a pod that has stayed not ready for [`EVENT_GRACE`], at most once
+/// per [`EVENT_INTERVAL`], and for at most [`MAX_EVENT_PODS`] pods, so a healthy rollout costs
+/// no extra request and a stuck one a few cheap ones.
+#[derive(Debug, Default)]
+struct PodWarnings {
+    pods: BTreeMap<String, StuckPod>,
+    /// Listing events is forbidden (or not served); the status goes on without them.
+    disabled: bool,
+}
+
+#[derive(Debug)]
+struct StuckPod {
+    identity: PodIdentity,
+    since: Instant,
+    fetched: Option<Instant>,
+    warning: Option<PodWarning>,
+}
+
+impl PodWarnings {
+    /// Follows exactly `stuck` (the pods that are not ready now, up to [`MAX_EVENT_PODS`] of
+    /// them by name): a pod no longer stuck is forgotten, a recreated one starts afresh.
+    fn track<'p>(&mut self, stuck: impl IntoIterator<Item = &'p Pod>, now: Instant) {
+        let mut identities: Vec<PodIdentity> = stuck.into_iter().map(PodIdentity::of).collect();
+        identities.sort_by(|a, b| a.name.cmp(&b.name));
+        identities.truncate(MAX_EVENT_PODS);
+        let mut pods = BTreeMap::new();
+        for identity in identities {
+            let kept = self
+                .pods
+                .remove(&identity.name)
+                .filter(|p| p.identity.uid == identity.uid);
+            let entry = kept.unwrap_or_else(|| StuckPod {
+                identity: identity.clone(),
+                since: now,
+                fetched: None,
+                warning: None,
+            });
+            pods.insert(identity.name, entry);
+        }
+        self.pods = pods;
+    }
+
+    /// Forgets every pod (the resource is ready, gone or has a problem of its own).
+    fn clear(&mut self) {
+        self.pods.clear();
+    }
+
+    /// When the events of a pod are next due.
+    fn due_at(pod: &StuckPod) -> Instant {
+        let after_grace = pod.since + EVENT_GRACE;
+        pod.fetched
+            .map_or(after_grace, |f| after_grace.max(f + EVENT_INTERVAL))
+    }
+
+    /// The pods whose events are due at `now`.
+    fn due(&self, now: Instant) -> Vec<PodIdentity> {
+        if self.disabled {
+            return Vec::new();
+        }
+        self.pods
+            .values()
+            .filter(|p| Self::due_at(p) <= now)
+            .map(|p| p.identity.clone())
+            .collect()
+    }
+
+    /// When the next lookup is due, if any.
+    fn next_due(&self) -> Option<Instant> {
+        if self.disabled {
+            return None;
+        }
+        self.pods.values().map(Self::due_at).min()
+    }
+
+    /// Takes the outcome of one lookup: the events listed, or `None` when the list failed
+    /// (the warning seen before stays).
+    fn record(&mut self, pod: &PodIdentity, now: Instant, events: Option<&[KubeEvent]>) {
+        let Some(entry) = self.pods.get_mut(&pod.name) else {
+            return;
+        };
+        entry.fetched = Some(now);
+        if let Some(events) = events {
+            entry.warning = newest_warning(&entry.identity, events);
+        }
+    }
+
+    /// The newest warning of all pods followed.
+    fn newest(&self) -> Option<&PodWarning> {
+        self.pods
+            .values()
+            .filter_map(|p| p.warning.as_ref())
+            .max_by_key(|w| w.at)
+    }
+}
+
+/// The pods of `object` (its current revision's) that are not ready and not going away.
+fn stuck_pods<'a, K: Workload>(
+    object: &'a K,
+    pods: Option<&'a SelectedWatch<Pod>>,
+    replica_sets: Option<&'a SelectedWatch<ReplicaSet>>,
+) -> Vec<&'a Pod> {
+    let not_ready =
+        |pod: &&Pod| pod.metadata.deletion_timestamp.is_none() && pod.verdict() != Verdict::Ready;
+    if let Some(pod) = object.as_pod() {
+        return [pod].into_iter().filter(not_ready).collect();
+    }
+    let no_replica_sets = BTreeMap::new();
+    let replica_sets = replica_sets.map_or(&no_replica_sets, |w| &w.cache.items);
+    pods.map(|watch| {
+        watch
+            .cache
+            .items
+            .values()
+            .filter(|pod| object.counts_pod(pod, replica_sets))
+            .filter(not_ready)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 /// The objects one watch has listed, following the watcher's init/apply/delete protocol.
 #[derive(Debug)]
 struct Cache<K> {
@@ -830,7 +1098,17 @@ enum Update<K> {
     Object(Option<watcher::Result<watcher::Event<K>>>),
     Pods(Option<watcher::Result<watcher::Event<Pod>>>),
     ReplicaSets(Option<watcher::Result<watcher::Event<ReplicaSet>>>),
+    /// The events of a stuck pod are due.
+    PodEvents,
     Deadline,
+}
+
+/// Sleeps until `at`; never wakes up without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Feeds one watch event to a cache; an error comes back with the resource it concerns.
@@ -933,6 +1211,7 @@ impl ResourceCheck<'_> {
             last: "waiting for the object to exist".into(),
             ..Progress::default()
         };
+        let mut warnings = PodWarnings::default();
         loop {
             let update = tokio::select! {
                 biased;
@@ -940,7 +1219,9 @@ impl ResourceCheck<'_> {
                 event = objects.next() => Update::Object(event),
                 event = next_of(&mut pods) => Update::Pods(event),
                 event = next_of(&mut replica_sets) => Update::ReplicaSets(event),
+                () = sleep_until_some(warnings.next_due()) => Update::PodEvents,
             };
+            let from_watch = !matches!(update, Update::PodEvents);
             let fed = match update {
                 Update::Deadline => {
                     return Err(self.not_ready(format!(
@@ -962,6 +1243,7 @@ impl ResourceCheck<'_> {
                 Update::Object(Some(event)) => feed(&mut object_cache, event, resource_name::<K>()),
                 Update::Pods(event) => feed_selected(&mut pods, event),
                 Update::ReplicaSets(event) => feed_selected(&mut replica_sets, event),
+                Update::PodEvents => Ok(()),
             };
             if let Err((error, what)) = fed {
                 errors += 1;
@@ -970,13 +1252,17 @@ impl ResourceCheck<'_> {
                     None => continue,
                 }
             }
-            errors = 0;
+            // A lookup between two failing watch attempts must not hide that they keep failing.
+            if from_watch {
+                errors = 0;
+            }
             if !object_cache.synced {
                 continue;
             }
             let Some(object) = object_cache.items.get(&self.resource.name) else {
                 let waiting = "waiting for the object to exist".to_owned();
                 progress.problem = None;
+                warnings.clear();
                 self.set_status(&mut progress, waiting.clone(), waiting);
                 continue;
             };
@@ -1022,11 +1308,15 @@ impl ResourceCheck<'_> {
                 }
             };
             let tolerate = self.options.tolerate_failures_until_deadline;
+            if problem.is_some() {
+                warnings.clear();
+            }
             match (problem, verdict) {
                 (_, Verdict::Expired(reason)) => {
-                    let reason = match progress.problem {
-                        Some(_) => format!("{reason}; last status: {}", progress.last),
-                        None => reason,
+                    let reason = if progress.problem.is_some() || warnings.newest().is_some() {
+                        format!("{reason}; last status: {}", progress.last)
+                    } else {
+                        reason
                     };
                     return Err(self.not_ready(reason));
                 }
@@ -1052,6 +1342,17 @@ impl ResourceCheck<'_> {
                 }
                 (None, Verdict::Failed(status) | Verdict::Pending(status)) => {
                     progress.problem = None;
+                    warnings.track(
+                        stuck_pods(object, pods.as_ref(), replica_sets.as_ref()),
+                        Instant::now(),
+                    );
+                    self.look_up_events(&mut warnings, self.start + deadline)
+                        .await;
+                    // Not a failure: a sandbox or mount error may pass; the deadline decides.
+                    let status = match warnings.newest() {
+                        Some(warning) => format!("{status}; {}", warning.summary()),
+                        None => status,
+                    };
                     self.set_status(&mut progress, status.clone(), status);
                 }
                 (None, Verdict::Ready) => {}
@@ -1075,6 +1376,43 @@ impl ResourceCheck<'_> {
         DeployError::NotReady {
             resource: self.resource.to_string(),
             reason,
+        }
+    }
+
+    /// Lists the Warning events of the stuck pods that are due (see [`PodWarnings`]), giving up
+    /// at `deadline` at the latest.
+    async fn look_up_events(&self, warnings: &mut PodWarnings, deadline: Instant) {
+        let due = warnings.due(Instant::now());
+        if due.is_empty() {
+            return;
+        }
+        let api: Api<KubeEvent> = Api::namespaced(self.client.clone(), self.namespace);
+        let lookups = due.iter().map(|pod| {
+            let fields = format!(
+                "involvedObject.kind=Pod,involvedObject.name={},type=Warning",
+                pod.name
+            );
+            let api = &api;
+            async move {
+                let params = ListParams::default().fields(&fields);
+                let until = deadline.min(Instant::now() + EVENT_FETCH_TIMEOUT);
+                tokio::time::timeout_at(until, api.list(&params)).await
+            }
+        });
+        let results = futures_util::future::join_all(lookups).await;
+        let now = Instant::now();
+        for (pod, result) in due.iter().zip(results) {
+            match result {
+                Ok(Ok(list)) => warnings.record(pod, now, Some(&list.items)),
+                Ok(Err(error)) => {
+                    // Without the right to list events the status says what it can.
+                    if matches!(client_status(&error), Some((403 | 404, _))) {
+                        warnings.disabled = true;
+                    }
+                    warnings.record(pod, now, None);
+                }
+                Err(_) => warnings.record(pod, now, None),
+            }
         }
     }
 
@@ -1490,6 +1828,259 @@ mod tests {
         assert_eq!(resource_name::<Pod>(), "pods");
         let selector: LabelSelector = from(json!({"matchLabels": {"app": "web"}}));
         assert_eq!(selector_string(&selector), "app=web");
+    }
+
+    fn event(value: serde_json::Value) -> KubeEvent {
+        let mut event = json!({
+            "metadata": {"name": "e"},
+            "involvedObject": {"kind": "Pod", "name": "web-abc", "uid": "pod-uid"},
+            "type": "Warning", "reason": "FailedMount", "count": 1,
+            "message": "MountVolume.SetUp failed for volume \"cfg\" : configmap \"cfg\" not found",
+            "lastTimestamp": "2026-01-01T10:00:05Z"
+        });
+        for (key, value) in value.as_object().unwrap() {
+            if value.is_null() {
+                event.as_object_mut().unwrap().remove(key);
+            } else {
+                event[key] = value.clone();
+            }
+        }
+        from(event)
+    }
+
+    fn identity(uid: Option<&str>) -> PodIdentity {
+        PodIdentity {
+            name: "web-abc".into(),
+            uid: uid.map(str::to_owned),
+            created: Some("2026-01-01T10:00:00Z".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn newest_warning_of_the_pod_makes_the_status_line() {
+        let events = [
+            event(json!({"reason": "FailedCreatePodSandBox", "count": 12,
+                "message": "failed to set up sandbox container network\nsecond line",
+                "lastTimestamp": "2026-01-01T10:00:09Z"})),
+            event(json!({"count": 3})),
+            // Normal events never explain a stuck pod.
+            event(
+                json!({"type": "Normal", "reason": "Pulling", "lastTimestamp": "2026-01-01T10:00:30Z"}),
+            ),
+        ];
+        let warning = newest_warning(&identity(Some("pod-uid")), &events).unwrap();
+        assert_eq!(
+            warning.summary(),
+            "pod web-abc: FailedCreatePodSandBox: failed to set up sandbox container network (x12)"
+        );
+        let mount = newest_warning(&identity(Some("pod-uid")), &events[1..]).unwrap();
+        assert_eq!(
+            mount.summary(),
+            "pod web-abc: FailedMount: MountVolume.SetUp failed for volume \"cfg\" : configmap \"cfg\" not found (x3)"
+        );
+        let once = newest_warning(&identity(None), &[event(json!({"message": "  once  "}))]);
+        assert_eq!(once.unwrap().summary(), "pod web-abc: FailedMount: once");
+        assert_eq!(newest_warning(&identity(None), &events[2..]), None);
+        assert_eq!(newest_warning(&identity(None), &[]), None);
+    }
+
+    #[test]
+    fn events_of_an_earlier_pod_with_the_same_name_are_ignored() {
+        // Another uid: an earlier pod, whatever the times say.
+        let other = event(
+            json!({"involvedObject": {"kind": "Pod", "name": "web-abc", "uid": "old"},
+            "lastTimestamp": "2026-01-01T10:05:00Z"}),
+        );
+        assert_eq!(newest_warning(&identity(Some("pod-uid")), &[other]), None);
+        // The same uid counts even when the node's clock is behind.
+        let skewed = event(json!({"lastTimestamp": "2026-01-01T09:59:58Z"}));
+        assert!(newest_warning(&identity(Some("pod-uid")), &[skewed]).is_some());
+        // Without uids, the times decide: older than the pod means an earlier pod.
+        let anonymous = |at: &str| {
+            event(
+                json!({"involvedObject": {"kind": "Pod", "name": "web-abc"}, "lastTimestamp": at}),
+            )
+        };
+        let pod = identity(Some("pod-uid"));
+        assert_eq!(
+            newest_warning(&pod, &[anonymous("2026-01-01T09:59:59Z")]),
+            None
+        );
+        assert!(newest_warning(&pod, &[anonymous("2026-01-01T10:00:00Z")]).is_some());
+        // Another pod's event (a field selector the server ignored) does not count.
+        let neighbour =
+            event(json!({"involvedObject": {"kind": "Pod", "name": "web-xyz", "uid": "pod-uid"}}));
+        assert_eq!(newest_warning(&pod, &[neighbour]), None);
+    }
+
+    #[test]
+    fn new_style_events_have_their_time_and_count_in_the_series() {
+        let series = event(json!({
+            "count": null, "lastTimestamp": null,
+            "eventTime": "2026-01-01T10:00:01.000000Z",
+            "series": {"count": 7, "lastObservedTime": "2026-01-01T10:00:20.000000Z"},
+            "reason": "FailedAttachVolume"
+        }));
+        let plain = event(json!({"lastTimestamp": "2026-01-01T10:00:10Z"}));
+        assert_eq!(event_count(&series), 7);
+        assert_eq!(event_count(&event(json!({"count": null}))), 1);
+        let warning = newest_warning(&identity(Some("pod-uid")), &[series, plain]).unwrap();
+        assert_eq!(warning.reason, "FailedAttachVolume");
+        assert_eq!(warning.count, 7);
+    }
+
+    #[test]
+    fn long_messages_keep_their_start_and_their_root_cause() {
+        assert_eq!(one_line("\n  first \nsecond", 100), "first");
+        assert_eq!(one_line("", 100), "");
+        let long = format!(
+            "Failed to create pod sandbox: rpc error: {} network: could not find bridge docker0",
+            "x".repeat(400)
+        );
+        let short = one_line(&long, 80);
+        assert!(short.chars().count() <= 80, "{short}");
+        assert!(short.starts_with("Failed to create pod sandbox"), "{short}");
+        assert!(short.ends_with("could not find bridge docker0"), "{short}");
+        assert!(short.contains('…'), "{short}");
+        // Characters, not bytes: no panic in the middle of a multi-byte one.
+        assert_eq!(one_line(&"é".repeat(10), 5).chars().count(), 5);
+    }
+
+    fn stuck(name: &str, uid: &str) -> Pod {
+        from(json!({
+            "metadata": {"name": name, "uid": uid, "creationTimestamp": "2026-01-01T10:00:00Z"},
+            "spec": {"containers": []},
+            "status": {"phase": "Pending"}
+        }))
+    }
+
+    #[test]
+    fn events_are_looked_up_rarely_and_only_for_stuck_pods() {
+        let t0 = Instant::now();
+        let a = stuck("web-a", "uid-a");
+        let mut warnings = PodWarnings::default();
+        assert_eq!(warnings.next_due(), None);
+        warnings.track([&a], t0);
+        // A pod that just started gets its chance to start before anything is asked.
+        assert!(warnings.due(t0).is_empty());
+        assert_eq!(warnings.next_due(), Some(t0 + EVENT_GRACE));
+        let due = warnings.due(t0 + EVENT_GRACE);
+        assert_eq!(due, [PodIdentity::of(&a)]);
+        let listed =
+            event(json!({"involvedObject": {"kind": "Pod", "name": "web-a", "uid": "uid-a"}}));
+        warnings.record(
+            &due[0],
+            t0 + EVENT_GRACE,
+            Some(std::slice::from_ref(&listed)),
+        );
+        assert_eq!(warnings.newest().unwrap().pod, "web-a");
+        // Watch events in between ask nothing until the interval passed.
+        warnings.track([&a], t0 + EVENT_GRACE + Duration::from_millis(500));
+        assert!(
+            warnings
+                .due(t0 + EVENT_GRACE + EVENT_INTERVAL / 2)
+                .is_empty()
+        );
+        assert_eq!(warnings.next_due(), Some(t0 + EVENT_GRACE + EVENT_INTERVAL));
+        // A failed lookup keeps what was seen, and waits as long.
+        let later = t0 + EVENT_GRACE + EVENT_INTERVAL;
+        warnings.record(&due[0], later, None);
+        assert_eq!(warnings.newest().unwrap().pod, "web-a");
+        assert_eq!(warnings.next_due(), Some(later + EVENT_INTERVAL));
+        // A pod recreated under the same name starts afresh.
+        let again = stuck("web-a", "uid-a2");
+        warnings.track([&again], later);
+        assert_eq!(warnings.newest(), None);
+        assert_eq!(warnings.next_due(), Some(later + EVENT_GRACE));
+        // A pod that became ready (no longer passed in) is forgotten.
+        warnings.track([], later);
+        assert_eq!(warnings.next_due(), None);
+        // Forbidden: no lookups at all.
+        warnings.track([&a], t0);
+        warnings.disabled = true;
+        assert_eq!(warnings.next_due(), None);
+        assert!(warnings.due(later).is_empty());
+    }
+
+    #[test]
+    fn only_a_few_pods_are_followed_and_the_newest_warning_wins() {
+        let t0 = Instant::now();
+        let pods: Vec<Pod> = ["web-e", "web-d", "web-c", "web-b", "web-a"]
+            .iter()
+            .map(|name| stuck(name, &format!("{name}-uid")))
+            .collect();
+        let mut warnings = PodWarnings::default();
+        warnings.track(&pods, t0);
+        let due = warnings.due(t0 + EVENT_GRACE);
+        let names: Vec<_> = due.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names.len(), MAX_EVENT_PODS);
+        assert_eq!(names, ["web-a", "web-b", "web-c"]);
+        let about = |name: &str, at: &str| {
+            event(
+                json!({"involvedObject": {"kind": "Pod", "name": name, "uid": format!("{name}-uid")},
+                "lastTimestamp": at}),
+            )
+        };
+        let now = t0 + EVENT_GRACE;
+        warnings.record(
+            &due[0],
+            now,
+            Some(&[about("web-a", "2026-01-01T10:00:03Z")]),
+        );
+        warnings.record(
+            &due[1],
+            now,
+            Some(&[about("web-b", "2026-01-01T10:00:07Z")]),
+        );
+        warnings.record(&due[2], now, Some(&[]));
+        assert_eq!(warnings.newest().unwrap().pod, "web-b");
+        warnings.clear();
+        assert_eq!(warnings.newest(), None);
+        assert_eq!(warnings.next_due(), None);
+    }
+
+    #[test]
+    fn stuck_pods_are_the_current_ones_not_ready() {
+        let job: Job = from(json!({"metadata": {"name": "migrate", "uid": "job-uid"},
+            "spec": {"template": {}}}));
+        let owned = |name: &str, status: serde_json::Value, deleting: bool| -> (String, Pod) {
+            let mut pod: Pod = from(json!({"metadata": {"name": name, "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": "migrate", "uid": "job-uid"}
+            ]}, "status": status}));
+            if deleting {
+                pod.metadata.deletion_timestamp = from(json!("2026-01-01T00:00:00Z"));
+            }
+            (name.to_owned(), pod)
+        };
+        let cache = Cache {
+            items: [
+                owned("pending", json!({"phase": "Pending"}), false),
+                owned("done", json!({"phase": "Succeeded"}), false),
+                owned("going", json!({"phase": "Pending"}), true),
+                ("stranger".to_owned(), stuck("stranger", "s")),
+            ]
+            .into(),
+            ..Cache::default()
+        };
+        let watch = SelectedWatch {
+            selector: String::new(),
+            stream: futures_util::stream::empty().boxed(),
+            cache,
+        };
+        let names: Vec<String> = stuck_pods(&job, Some(&watch), None)
+            .into_iter()
+            .map(|p| p.name_any())
+            .collect();
+        assert_eq!(names, ["pending"]);
+        assert!(stuck_pods(&job, None, None).is_empty());
+        let bare = stuck("bare", "b");
+        assert_eq!(stuck_pods(&bare, None, None).len(), 1);
+        let ready = pod(
+            "p",
+            json!({"containers": []}),
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}),
+        );
+        assert!(stuck_pods(&ready, None, None).is_empty());
     }
 
     #[tokio::test]
