@@ -1104,15 +1104,24 @@ pub async fn delete_labelled(
 /// carry skiff's labels, whatever their run; then the networks of those runs. Containers of
 /// other projects' images, and anything without skiff's labels, are never touched.
 ///
-/// Returns what was removed (kinds `Container` and `Network`).
+/// Reports each removal as [`Event::Deployed`] (`deleted`), also those before an error, and
+/// returns what was removed (kinds `Container` and `Network`).
 pub async fn delete_labelled_images(
     docker_host: Option<&str>,
     images: &[String],
+    reporter: &dyn Reporter,
 ) -> Result<Vec<ResourceRef>, DeployError> {
     let (docker, endpoint) = connect_engine(docker_host).await?;
-    remove_leftovers(&docker, &endpoint, images, None, DEFAULT_STOP_GRACE)
-        .await
-        .map_err(|(_, error)| error)
+    match remove_leftovers(&docker, &endpoint, images, None, DEFAULT_STOP_GRACE).await {
+        Ok(removed) => {
+            report_deleted(reporter, &removed);
+            Ok(removed)
+        }
+        Err((removed, error)) => {
+            report_deleted(reporter, &removed);
+            Err(error)
+        }
+    }
 }
 
 /// Stops and removes skiff's containers running one of `images` whose run is not `keep_run`,
@@ -1125,23 +1134,12 @@ async fn remove_leftovers(
     keep_run: Option<&str>,
     grace: Duration,
 ) -> Result<Vec<ResourceRef>, (Vec<ResourceRef>, DeployError)> {
-    let mut filters = label_filters(None);
-    filters.push(IMAGE_LABEL.to_owned());
-    let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(HashMap::from([("label".to_owned(), filters)])),
-            ..Default::default()
-        }))
+    let containers = skiffs_containers(docker, endpoint, None)
         .await
-        .map_err(|e| {
-            let error = engine_error(endpoint, "list skiff's containers".to_owned(), &e);
-            (Vec::new(), error)
-        })?;
+        .map_err(|error| (Vec::new(), error))?;
     let mut runs = BTreeSet::new();
     let containers: Vec<(String, String)> = containers
         .into_iter()
-        .filter(|c| is_skiffs_container(c.labels.as_ref(), None))
         .filter_map(|c| {
             let labels = c.labels.as_ref()?;
             let image = labels.get(IMAGE_LABEL)?;
@@ -1173,24 +1171,10 @@ async fn remove_labelled(
     run_id: Option<&str>,
     grace: Duration,
 ) -> Result<Vec<ResourceRef>, (Vec<ResourceRef>, DeployError)> {
-    let mut labels = label_filters(run_id);
-    labels.push(IMAGE_LABEL.to_owned());
-    let container_filters = HashMap::from([("label".to_owned(), labels)]);
-    let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(container_filters),
-            ..Default::default()
-        }))
+    let containers: Vec<(String, String)> = skiffs_containers(docker, endpoint, run_id)
         .await
-        .map_err(|e| {
-            let error = engine_error(endpoint, "list skiff's containers".to_owned(), &e);
-            (Vec::new(), error)
-        })?;
-    // The engine filtered by label already; check again rather than trust a filter.
-    let containers: Vec<(String, String)> = containers
+        .map_err(|error| (Vec::new(), error))?
         .into_iter()
-        .filter(|c| is_skiffs_container(c.labels.as_ref(), run_id))
         .filter_map(id_and_name)
         .collect();
     let mut removal = Removal::default();
@@ -1199,6 +1183,30 @@ async fn remove_labelled(
         .await;
     removal.networks(docker, endpoint, run_id, false).await;
     removal.finish()
+}
+
+/// The engine's containers (running or not) that carry skiff's labels — of run `run_id`, or
+/// of every run — and [`IMAGE_LABEL`]. The engine filters by label; each is checked again
+/// rather than trusting a filter.
+async fn skiffs_containers(
+    docker: &Docker,
+    endpoint: &str,
+    run_id: Option<&str>,
+) -> Result<Vec<bollard::models::ContainerSummary>, DeployError> {
+    let mut labels = label_filters(run_id);
+    labels.push(IMAGE_LABEL.to_owned());
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_owned(), labels)])),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| engine_error(endpoint, "list skiff's containers".to_owned(), &e))?;
+    Ok(containers
+        .into_iter()
+        .filter(|c| is_skiffs_container(c.labels.as_ref(), run_id))
+        .collect())
 }
 
 /// A listed container's ID and name (its ID when it has no name).

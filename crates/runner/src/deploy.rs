@@ -12,7 +12,7 @@ use skiff_deploy::kubernetes::apply::{ApplyOptions, delete_labelled};
 use skiff_deploy::kubernetes::client::{KubeTarget, connect};
 use skiff_deploy::kubernetes::status::{KubernetesStatusChecker, StatusOptions, is_checked};
 use skiff_deploy::{ApplyAction, DeployInput, Deployer, ResourceRef};
-use skiff_types::event::{Event, Reporter};
+use skiff_types::event::Reporter;
 use skiff_types::image::BuiltImage;
 use skiff_types::manifest::ManifestSet;
 
@@ -212,22 +212,14 @@ pub async fn delete(
 ) -> Result<Vec<ResourceRef>, RunnerError> {
     let mut deleted = Vec::new();
     if !settings.docker_images.is_empty() {
-        let removed = skiff_deploy::docker::delete_labelled_images(
-            options.docker_host.as_deref(),
-            &settings.docker_images,
-        )
-        .await?;
-        for resource in &removed {
-            reporter.report(Event::Deployed {
-                object: if resource.kind == "Container" {
-                    resource.name.clone()
-                } else {
-                    resource.to_string()
-                },
-                action: "deleted".to_owned(),
-            });
-        }
-        deleted.extend(removed);
+        deleted.extend(
+            skiff_deploy::docker::delete_labelled_images(
+                options.docker_host.as_deref(),
+                &settings.docker_images,
+                reporter,
+            )
+            .await?,
+        );
     }
     if settings.kubernetes && !manifests.manifests.is_empty() {
         let connection = connect(&options.kube_target()).await?;
