@@ -178,6 +178,16 @@ pub enum BuildError {
         /// The HTTP status and the registry's words, or the connection error.
         reason: String,
     },
+    /// A registry could not be reached: the connection failed, or it did not answer in time.
+    #[error("registry {registry}: {action} failed: {cause}; {}", registry_question(.registry))]
+    RegistryUnreachable {
+        /// The registry host.
+        registry: String,
+        /// What skiff was doing.
+        action: String,
+        /// The connection error or the timeout, in words.
+        cause: String,
+    },
     /// Loading the image into the local Docker engine failed.
     #[error("loading {reference} into the Docker engine at {endpoint} failed: {reason}")]
     Load {
@@ -196,6 +206,11 @@ pub enum BuildError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// What a registry that cannot be reached makes one ask.
+pub(crate) fn registry_question(registry: &str) -> String {
+    format!("is the registry running, and is {registry} the right address?")
 }
 
 /// What to do when a push cannot reach `registry` (down, or a wrong address): said the same way

@@ -94,6 +94,11 @@ pub async fn resolve(
         Err(e) => {
             let registry_reason = match e {
                 BuildError::Registry { action, reason, .. } => format!("{action}: {reason}"),
+                BuildError::RegistryUnreachable {
+                    registry,
+                    action,
+                    cause,
+                } => format!("{action}: {cause}; {}", crate::registry_question(&registry)),
                 other => other.to_string(),
             };
             Err(fail(match engine_reason {

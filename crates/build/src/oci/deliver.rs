@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use skiff_types::image::ImageRef;
 
 use super::image::{Image, ImageLayer, MANIFEST_MEDIA_TYPE, index_document};
-use super::registry::{BlobPush, RegistryClient, Repository, connect_question};
+use super::registry::{BlobPush, RegistryClient, Repository};
 use crate::BuildError;
 use crate::docker::DockerEngine;
 
@@ -29,18 +29,17 @@ pub struct PushReport {
 fn push_error(target: &ImageRef, error: BuildError) -> BuildError {
     let registry = Repository::of(target).registry;
     match error {
-        BuildError::Registry { action, reason, .. } => {
-            // The registry is down or hung: say what to do about the push.
-            let reason = match reason.strip_suffix(&connect_question(&registry)) {
-                Some(cause) => format!("{action}: {cause}; {}", crate::push_again_hint(&registry)),
-                None => format!("{action}: {reason}"),
-            };
-            BuildError::Push {
-                reference: target.to_string(),
-                registry,
-                reason,
-            }
-        }
+        // The registry is down or hung: say what to do about the push.
+        BuildError::RegistryUnreachable { action, cause, .. } => BuildError::Push {
+            reference: target.to_string(),
+            reason: format!("{action}: {cause}; {}", crate::push_again_hint(&registry)),
+            registry,
+        },
+        BuildError::Registry { action, reason, .. } => BuildError::Push {
+            reference: target.to_string(),
+            registry,
+            reason: format!("{action}: {reason}"),
+        },
         other => other,
     }
 }

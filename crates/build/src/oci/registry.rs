@@ -626,12 +626,6 @@ fn sniff_media_type(bytes: &[u8]) -> String {
     }
 }
 
-/// The question a connection failure or a timeout of `registry` ends with (a push replaces it
-/// with what to do next, see [`super::deliver`]).
-pub(crate) fn connect_question(registry: &str) -> String {
-    format!("; is the registry running, and is {registry} the right address?")
-}
-
 fn transport(repo: &Repository, action: &str, error: &reqwest::Error) -> BuildError {
     let mut reason = error.to_string();
     let mut causes = Vec::new();
@@ -650,15 +644,18 @@ fn transport(repo: &Repository, action: &str, error: &reqwest::Error) -> BuildEr
         } else {
             causes.join(": ")
         };
-        reason = format!(
-            "cannot connect ({detail}){}",
-            connect_question(&repo.registry)
-        );
-    } else if error.is_timeout() {
-        reason = format!(
-            "the registry did not answer in time ({reason}){}",
-            connect_question(&repo.registry)
-        );
+        return BuildError::RegistryUnreachable {
+            registry: repo.registry.clone(),
+            action: action.to_owned(),
+            cause: format!("cannot connect ({detail})"),
+        };
+    }
+    if error.is_timeout() {
+        return BuildError::RegistryUnreachable {
+            registry: repo.registry.clone(),
+            action: action.to_owned(),
+            cause: format!("the registry did not answer in time ({reason})"),
+        };
     }
     BuildError::Registry {
         registry: repo.registry.clone(),
