@@ -83,10 +83,10 @@ fn prepare_loop(
         auto_deploy,
     };
     let console: Arc<dyn Reporter> = Arc::new(RepeatFilter::new(ConsoleReporter::new(false, true)));
-    let hub = if args.event_log.is_some() || args.rpc_http_port.is_some() {
-        let log = args.event_log.as_ref().map(|path| prepared.cwd.join(path));
+    let event_log = args.event_log.as_ref().map(|path| prepared.cwd.join(path));
+    let hub = if event_log.is_some() || args.rpc_http_port.is_some() {
         Some(Arc::new(EventHub::new(
-            log.as_deref(),
+            event_log.as_deref(),
             args.rpc_http_port.is_some(),
         )?))
     } else {
@@ -108,7 +108,7 @@ fn prepare_loop(
         loop_,
         reporter,
         hub,
-        event_log: args.event_log.as_ref().map(|path| prepared.cwd.join(path)),
+        event_log,
     })
 }
 
