@@ -332,3 +332,26 @@ impl Drop for EngineImages {
         }
     }
 }
+
+/// Runs `skiff ARGS` in `dir` to completion; panics unless it succeeds. Returns its stdout
+/// and stderr.
+pub fn run_skiff(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(crate::skiff_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!("skiff {}:\n{text}", args.join(" "));
+    assert!(
+        output.status.success(),
+        "skiff {} failed:\n{text}",
+        args.join(" ")
+    );
+    text
+}

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(180);
 
-use skiff_e2e::harness::{Skiff, docker_available, example_copy, labelled_containers, unique};
+use skiff_e2e::harness::{
+    Skiff, docker_available, example_copy, labelled_containers, run_skiff, unique,
+};
 
 fn docker(args: &[&str]) -> String {
     let output = Command::new("docker").args(args).output().unwrap();
@@ -97,23 +99,6 @@ fn dev_until_deployed(dir: &Path, image: &str) -> (Skiff, Vec<String>) {
     (skiff, containers)
 }
 
-fn skiff_delete(dir: &Path) -> String {
-    let output = Command::new(skiff_e2e::skiff_bin())
-        .args(["delete", "-p", "docker"])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!("skiff delete:\n{text}");
-    assert!(output.status.success(), "skiff delete failed:\n{text}");
-    text
-}
-
 #[test]
 fn dev_killed_leaves_labelled_containers_that_next_dev_and_delete_remove_sparing_others() {
     if !docker_available() {
@@ -191,7 +176,7 @@ fn dev_killed_leaves_labelled_containers_that_next_dev_and_delete_remove_sparing
     let second_run = run_id_of(&second_containers[0]);
     second.kill_hard();
     assert_eq!(labelled_containers(&image), second_containers);
-    let deleted = skiff_delete(dir.path());
+    let deleted = run_skiff(dir.path(), &["delete", "-p", "docker"]);
     for container in &second_containers {
         assert!(deleted.contains(container.as_str()), "{deleted}");
     }
@@ -207,7 +192,7 @@ fn dev_killed_leaves_labelled_containers_that_next_dev_and_delete_remove_sparing
     let same_name = second_containers[0].clone();
     docker(&["create", "--name", &same_name, &built]);
     cleanup.containers.push(same_name.clone());
-    let deleted = skiff_delete(dir.path());
+    let deleted = run_skiff(dir.path(), &["delete", "-p", "docker"]);
     assert!(deleted.contains("Nothing to delete"), "{deleted}");
     assert!(
         exists(&same_name),

@@ -84,23 +84,6 @@ fn wait_gone(namespace: &str, object: &str) {
     }
 }
 
-fn skiff_delete(dir: &Path) -> String {
-    let output = Command::new(skiff_e2e::skiff_bin())
-        .arg("delete")
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!("skiff delete:\n{text}");
-    assert!(output.status.success(), "skiff delete failed:\n{text}");
-    text
-}
-
 /// `skiff dev` until its first iteration has deployed and the app is ready.
 fn dev_until_ready(dir: &Path) -> Skiff {
     let mut skiff = Skiff::start(dir, &["dev", "--port-forward=off", "--tail=false"]);
@@ -275,7 +258,7 @@ fn dev_killed_on_kubernetes_leaves_labelled_objects_that_next_dev_and_delete_rem
     // Deployment), and nothing else.
     second.kill_hard();
     assert!(exists(&namespace, &deployment) && exists(&namespace, &service));
-    let deleted = skiff_delete(dir.path());
+    let deleted = run_skiff(dir.path(), &["delete"]);
     for object in [&deployment, &service] {
         assert!(
             deleted.to_lowercase().contains(&object.to_lowercase()),
@@ -302,7 +285,7 @@ fn dev_killed_on_kubernetes_leaves_labelled_objects_that_next_dev_and_delete_rem
         "-n",
         &namespace,
     ]);
-    let deleted = skiff_delete(dir.path());
+    let deleted = run_skiff(dir.path(), &["delete"]);
     assert!(deleted.contains("Nothing to delete"), "{deleted}");
     assert!(
         deleted.contains("lacks the label"),
