@@ -82,6 +82,66 @@ pub fn example_copy_rebuilding(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// A copy of the article's Go service (`examples/go-webapp`: its Dockerfile, deployment and
+/// skaffold.yaml as the article has them) where the image and the Deployment are named `name`
+/// (tests run side by side on one engine and cluster).
+pub fn go_webapp_copy(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &crate::workspace_root().join("examples/go-webapp"),
+        dir.path(),
+    );
+    for file in ["skaffold.yaml", "k8s/deployment.yaml"] {
+        let path = dir.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("go-webapp", name)).unwrap();
+    }
+    dir
+}
+
+/// Writes the message the Go service answers with (`main.go`'s `message`).
+pub fn set_go_message(dir: &Path, message: &str) {
+    let path = dir.join("main.go");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text.find("const message = \"").unwrap() + "const message = \"".len();
+    let end = start + text[start..].find('"').unwrap();
+    std::fs::write(
+        &path,
+        format!("{}{message}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+}
+
+/// Makes `dir` a git repository with everything committed — what a new user's project is.
+pub fn git_commit_all(dir: &Path) {
+    for args in [
+        &["init", "-q"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.name=skiff tests",
+            "-c",
+            "user.email=tests@skiff.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "the project",
+        ],
+    ] {
+        let output = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -336,10 +396,20 @@ impl Drop for EngineImages {
 /// Runs `skiff ARGS` in `dir` to completion; panics unless it succeeds. Returns its stdout
 /// and stderr.
 pub fn run_skiff(dir: &Path, args: &[&str]) -> String {
+    run_skiff_with(dir, args, &[])
+}
+
+/// [`run_skiff`] with `cache` as `XDG_CACHE_HOME` (the artifact cache of a test's own).
+pub fn run_skiff_with_cache(dir: &Path, args: &[&str], cache: &Path) -> String {
+    run_skiff_with(dir, args, &[("XDG_CACHE_HOME", cache.as_os_str())])
+}
+
+fn run_skiff_with(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> String {
     let output = Command::new(crate::skiff_bin())
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let text = format!(

@@ -91,8 +91,10 @@ impl Drop for Cleanup {
 }
 
 /// `skiff dev -p docker` until its container serves; returns it and the container names.
-fn dev_until_deployed(dir: &Path, image: &str) -> (Skiff, Vec<String>) {
-    let mut skiff = Skiff::start(dir, &["dev", "-p", "docker"]);
+fn dev_until_deployed(dir: &Path, image: &str, extra: &[&str]) -> (Skiff, Vec<String>) {
+    let mut args = vec!["dev", "-p", "docker"];
+    args.extend_from_slice(extra);
+    let mut skiff = Skiff::start(dir, &args);
     skiff.wait_line(0, LONG, |l| l.starts_with("Port forwarding ").then_some(()));
     let containers = labelled_containers(image);
     assert!(!containers.is_empty(), "no container:\n{}", skiff.output());
@@ -113,11 +115,19 @@ fn dev_killed_leaves_labelled_containers_that_next_dev_and_delete_remove_sparing
     };
 
     // Run 1, killed: its containers and network stay behind.
-    let (mut first, first_containers) = dev_until_deployed(dir.path(), &image);
+    let (mut first, first_containers) = dev_until_deployed(dir.path(), &image, &[]);
     let first_run = run_id_of(&first_containers[0]);
     first.kill_hard();
     assert_eq!(labelled_containers(&image), first_containers);
     assert_eq!(networks_of_run(&first_run).len(), 1);
+
+    // The same project again (same run ID): it takes the running containers over, the same
+    // image leaves them as they are; killed again, they stay.
+    let (mut again, again_containers) = dev_until_deployed(dir.path(), &image, &[]);
+    assert_eq!(again_containers, first_containers, "{}", again.output());
+    again.wait_line(0, LONG, |l| l.contains("unchanged").then_some(()));
+    again.kill_hard();
+    assert_eq!(labelled_containers(&image), first_containers);
 
     // Not skiff's: same name pattern, same image, no labels.
     let built = docker(&[
@@ -155,8 +165,11 @@ fn dev_killed_leaves_labelled_containers_that_next_dev_and_delete_remove_sparing
     ]);
     cleanup.containers.push(other_project.clone());
 
-    // Run 2 of the same project removes run 1's leftovers at start, and nothing else.
-    let (mut second, second_containers) = dev_until_deployed(dir.path(), &image);
+    // Run 2 of the same images under another run ID removes run 1's leftovers at start, and
+    // nothing else.
+    let other_run = unique("other-run");
+    let (mut second, second_containers) =
+        dev_until_deployed(dir.path(), &image, &["--run-id", &other_run]);
     for container in &first_containers {
         assert!(
             !second_containers.contains(container),

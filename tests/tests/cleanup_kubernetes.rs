@@ -1,6 +1,6 @@
 //! Cleanup safety on the real cluster: `skiff dev` killed with `SIGKILL` cannot clean up, so its
 //! labelled Deployment and Service (and their pod) stay behind. The next `skiff dev` of the
-//! project takes them over (they become its run's objects) and `skiff delete` removes them —
+//! project takes them over (same run ID, same pod) and `skiff delete` removes them —
 //! only because they carry skiff's labels: an object of the same name without them (in the
 //! namespace skiff uses, or in another one), and skiff's objects of another project, are never
 //! touched. Without the cluster or kubectl the test is skipped, unless `CI=true`.
@@ -244,10 +244,13 @@ fn dev_killed_on_kubernetes_leaves_labelled_objects_that_next_dev_and_delete_rem
         );
     };
 
-    // Run 2 of the same project takes the leftovers over: they are its run's objects now.
+    // Run 2 of the same project takes the leftovers over: they are its run's objects — the
+    // run ID is one per project and target, so they already carry it and nothing restarts.
+    let first_pods = pods(&name);
     let mut second = dev_until_ready(dir.path());
     let (second_run, _) = labels(&namespace, &deployment).unwrap();
-    assert_ne!(second_run, first_run, "{}", second.output());
+    assert_eq!(second_run, first_run, "{}", second.output());
+    assert_eq!(pods(&name), first_pods, "{}", second.output());
     assert_eq!(
         labels(&namespace, &service),
         Some((second_run.clone(), "skiff".to_owned()))

@@ -15,7 +15,7 @@
 //! pulled is [`BuildError::BaseImage`], a Dockerfile syntax error is [`BuildError::Dockerfile`]
 //! with its line, a registry that refuses a push is [`BuildError::Push`] naming the registry.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +25,8 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::errors::Error as EngineError;
 use bollard::query_parameters::{
-    BuildImageOptions, PushImageOptions, RemoveImageOptions, TagImageOptions,
+    BuildImageOptions, ListContainersOptions, ListImagesOptions, PushImageOptions,
+    RemoveImageOptions, TagImageOptions,
 };
 use futures_util::StreamExt;
 use skiff_types::event::{Event, Level, Reporter};
@@ -148,6 +149,115 @@ impl DockerEngine {
             }),
             Err(e) => Err(self.engine_error(&target.to_string(), &e)),
         }
+    }
+
+    /// Tags the local image `image_id` as `reference`'s repository with the ID's hex as tag and
+    /// returns that reference: one that changes whenever the image does, so that a deploy of
+    /// an image that is not pushed rolls out exactly when its content changed (Skaffold's
+    /// `TagWithImageID`). Fails when `image_id` is not a `sha256:` image ID.
+    pub async fn tag_with_image_id(
+        &self,
+        reference: &ImageRef,
+        image_id: &str,
+    ) -> Result<ImageRef, BuildError> {
+        let unique = reference
+            .with_image_id(image_id)
+            .ok_or_else(|| BuildError::Failed {
+                image: reference.to_string(),
+                reason: format!("`{image_id}` is not a sha256 image ID"),
+            })?;
+        if self.image_id(&unique).await?.as_deref() != Some(image_id) {
+            self.tag(image_id, &unique).await?;
+        }
+        Ok(unique)
+    }
+
+    /// Removes the image-ID tags ([`DockerEngine::tag_with_image_id`]) of `repository` that are
+    /// no longer needed: kept are those of `keep` (image IDs), of images any container (running
+    /// or not) was created from, and of the `keep_last` newest images; the others are untagged,
+    /// and an image left with no tag is deleted. Only tags that spell the image's own ID are
+    /// touched — what `tag_with_image_id` made — never the tagger's tags or anyone else's.
+    /// Returns the references removed.
+    pub async fn prune_image_id_tags(
+        &self,
+        repository: &str,
+        keep: &[&str],
+        keep_last: usize,
+    ) -> Result<Vec<String>, BuildError> {
+        let images = self
+            .docker
+            .list_images(Some(ListImagesOptions {
+                filters: Some(HashMap::from([(
+                    "reference".to_owned(),
+                    vec![repository.to_owned()],
+                )])),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.engine_error(repository, &e))?;
+        let tagged: Vec<(i64, String, String)> = images
+            .into_iter()
+            .flat_map(|image| {
+                let hex = image
+                    .id
+                    .strip_prefix("sha256:")
+                    .unwrap_or(&image.id)
+                    .to_owned();
+                let own = format!("{repository}:{hex}");
+                image
+                    .repo_tags
+                    .contains(&own)
+                    .then(|| (image.created, image.id.clone(), own))
+            })
+            .collect();
+        if tagged.len() <= keep_last {
+            return Ok(Vec::new());
+        }
+        // Newest by when the engine last tagged the image: images skiff assembles itself have
+        // a fixed creation time (reproducible digests), and a cache hit is tagged anew.
+        let mut tagged: Vec<(i64, String, String)> = {
+            let mut by_use = Vec::with_capacity(tagged.len());
+            for (created, id, reference) in tagged {
+                let last_tagged = self
+                    .docker
+                    .inspect_image(&id)
+                    .await
+                    .ok()
+                    .and_then(|i| i.metadata?.last_tag_time)
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                    .and_then(|t| t.timestamp_nanos_opt());
+                by_use.push((
+                    last_tagged.unwrap_or(created.saturating_mul(1_000_000_000)),
+                    id,
+                    reference,
+                ));
+            }
+            by_use
+        };
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.engine_error(repository, &e))?;
+        let in_use: HashSet<String> = containers.into_iter().filter_map(|c| c.image_id).collect();
+        tagged.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+        let mut removed = Vec::new();
+        for (_, id, reference) in tagged.into_iter().skip(keep_last) {
+            if keep.contains(&id.as_str()) || in_use.contains(&id) {
+                continue;
+            }
+            match self.remove_image(&reference).await {
+                Ok(_) => removed.push(reference),
+                // In use by a container created since the listing, or a parent of another
+                // image: it stays, as the engine decided.
+                Err(BuildError::Failed { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes the local image `reference` (untagging it when other tags remain). Returns

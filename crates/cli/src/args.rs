@@ -337,7 +337,8 @@ pub struct ImageSourceArgs {
     )]
     pub labels: Vec<String>,
 
-    /// The run ID in the `skaffold.dev/run-id` label [default: a new random ID]
+    /// The run ID in the `skaffold.dev/run-id` label [default: one per configuration file,
+    /// kube context, namespace and profiles, so that a second run restarts nothing unchanged]
     #[arg(long, env = "SKAFFOLD_RUN_ID", value_name = "ID")]
     pub run_id: Option<String>,
 

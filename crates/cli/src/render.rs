@@ -56,31 +56,6 @@ impl Reporter for StderrReporter {
     }
 }
 
-/// A random run ID, formatted as a UUID (version 4), as Skaffold's.
-fn random_run_id() -> String {
-    let mut bytes = [0u8; 16];
-    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if random.is_err() {
-        // No random device: the clock and the process ID are unique enough for a label.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let seed = nanos ^ (u128::from(std::process::id()) << 64);
-        bytes = seed.to_le_bytes();
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
 /// `--label k=v` pairs.
 pub fn parse_labels(labels: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
@@ -266,7 +241,14 @@ pub(crate) fn prepare(
             docker_daemon_build: cli.global.docker_daemon_build,
             env: load.env.clone(),
         },
-        run_id: Some(source.run_id.clone().unwrap_or_else(random_run_id)),
+        run_id: Some(source.run_id.clone().unwrap_or_else(|| {
+            skiff_runner::deploy::project_run_id(
+                &loaded.file,
+                kube_context_name.as_deref(),
+                cli.global.namespace.as_deref(),
+                &cli.global.profile,
+            )
+        })),
         labels: parse_labels(&source.labels)?,
         namespace: cli.global.namespace.clone(),
         offline,
@@ -361,14 +343,10 @@ mod tests {
     }
 
     #[test]
-    fn labels_and_run_ids() {
+    fn labels() {
         let labels = parse_labels(&["team=blue".into(), "empty=".into()]).unwrap();
         assert_eq!(labels["team"], "blue");
         assert_eq!(labels["empty"], "");
         assert!(parse_labels(&["novalue".into()]).is_err());
-        let id = random_run_id();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert_ne!(id, random_run_id());
     }
 }

@@ -40,8 +40,8 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as EngineError;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding,
+    ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, HostConfig,
+    NetworkCreateRequest, NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptionsBuilder, KillContainerOptions, ListContainersOptions,
@@ -467,6 +467,72 @@ impl DockerDeployer {
             warn(
                 reporter,
                 format!("could not remove what an earlier run left behind: {error}"),
+            );
+        }
+    }
+
+    /// Takes over the running containers of this run id that an earlier invocation left (`skiff
+    /// run` leaves them running; the run id is the same for the same project and target), so
+    /// that a deploy of the same image leaves them as they are and a new image replaces them
+    /// on the same host ports. Of several containers for one image, the newest generation is
+    /// taken. Nothing is taken when the engine cannot list them: the deploy then starts afresh.
+    async fn adopt_running(&self, state: &mut State) {
+        let Ok(containers) =
+            skiffs_containers(&self.docker, &self.endpoint, Some(&self.options.run_id)).await
+        else {
+            return;
+        };
+        for container in containers {
+            let Some(image_name) = container
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(IMAGE_LABEL))
+                .filter(|image| self.options.images.contains(image))
+                .cloned()
+            else {
+                continue;
+            };
+            let running = container.state == Some(ContainerSummaryStateEnum::RUNNING);
+            let ports: Vec<PublishedPort> = container
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| {
+                    let ip: IpAddr = p.ip.as_deref()?.parse().ok()?;
+                    Some(PublishedPort {
+                        container_port: p.private_port,
+                        local_address: SocketAddr::new(ip, p.public_port?),
+                    })
+                })
+                .collect();
+            let (Some(id), Some(reference)) = (container.id.clone(), container.image.clone())
+            else {
+                continue;
+            };
+            let image_id = container.image_id.clone();
+            let Some((_, name)) = id_and_name(container) else {
+                continue;
+            };
+            let generation = name
+                .rsplit_once('-')
+                .and_then(|(_, g)| g.parse::<u64>().ok())
+                .unwrap_or(0);
+            let newest = state.generations.entry(image_name.clone()).or_insert(0);
+            if generation < *newest || !running {
+                *newest = (*newest).max(generation);
+                continue;
+            }
+            *newest = generation;
+            self.logs.add(&id, &name, &image_name);
+            state.running.insert(
+                image_name,
+                Running {
+                    name,
+                    id,
+                    reference,
+                    image_id,
+                    ports,
+                },
             );
         }
     }
@@ -984,8 +1050,10 @@ impl DockerDeployer {
     ) -> Result<DeployOutcome, DeployError> {
         let mut state = self.state.lock().await;
         self.check_options(&mut state, reporter);
-        if !std::mem::replace(&mut state.swept, true) {
+        let first_deploy = !std::mem::replace(&mut state.swept, true);
+        if first_deploy {
             self.sweep_leftovers(reporter).await;
+            self.adopt_running(&mut state).await;
         }
         let mut outcome = DeployOutcome::default();
         for image_name in &self.options.images {
@@ -1015,6 +1083,10 @@ impl DockerDeployer {
                             object: current.name.clone(),
                             action: "unchanged".to_owned(),
                         });
+                        if first_deploy {
+                            // Taken over from an earlier invocation: say where it serves.
+                            report_ports(reporter, current);
+                        }
                         outcome
                             .resources
                             .push((container_ref(&current.name), ApplyAction::Unchanged));
@@ -1053,19 +1125,23 @@ impl DockerDeployer {
                 }
                 .to_owned(),
             });
-            for port in &running.ports {
-                reporter.report(Event::PortForwarded {
-                    resource: running.name.clone(),
-                    remote_port: port.container_port,
-                    local_address: port.local_address.to_string(),
-                });
-            }
+            report_ports(reporter, &running);
             outcome
                 .resources
                 .push((container_ref(&running.name), action));
             state.running.insert(image_name.clone(), running);
         }
         Ok(outcome)
+    }
+}
+
+fn report_ports(reporter: &dyn Reporter, running: &Running) {
+    for port in &running.ports {
+        reporter.report(Event::PortForwarded {
+            resource: running.name.clone(),
+            remote_port: port.container_port,
+            local_address: port.local_address.to_string(),
+        });
     }
 }
 

@@ -22,6 +22,10 @@ use skiff_types::image::BuiltImage;
 use crate::settings::BuildSettings;
 use crate::{RunnerError, schedule};
 
+/// How many of an artifact's newest image-ID tags stay in the engine besides those in use (a
+/// rollback on the cluster can still find them).
+const KEPT_IMAGE_ID_TAGS: usize = 3;
+
 /// How a build run behaves; the CLI fills it from flags and the environment.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -274,12 +278,14 @@ impl BuildStage {
                 DockerEngine::connect(options.docker_host.as_deref()).await?,
             ))
         } else if wants_engine
+            || !push
             || artifacts
                 .iter()
                 .any(|a| matches!(a.builder, BuilderSpec::Custom(_)))
         {
             // The custom builder only uses the engine to check the image exists afterwards;
-            // daemonless pushes use it for local base images and the cache when it is there.
+            // daemonless pushes use it for local base images and the cache when it is there;
+            // an image that is not pushed gets its image-ID tag there, whoever built it.
             DockerEngine::connect(options.docker_host.as_deref())
                 .await
                 .ok()
@@ -547,6 +553,7 @@ impl Shared<'_> {
                 .reuse_cached(key, artifact, &reference, reporter)
                 .await?
             {
+                let built = self.deployable(built, reporter).await?;
                 reporter.report(Event::BuildFinished {
                     image: image.clone(),
                     reference: built.reference.to_string(),
@@ -588,6 +595,7 @@ impl Shared<'_> {
                 }
             }
         }
+        let built = self.deployable(built, reporter).await?;
         reporter.report(Event::BuildFinished {
             image,
             reference: built.reference.to_string(),
@@ -595,6 +603,54 @@ impl Shared<'_> {
             duration: started.elapsed(),
         });
         Ok(built)
+    }
+
+    /// The reference to deploy `built` as. A pushed image is already `tag@digest`. One that
+    /// stays in the local engine is deployed as `name:<image ID>` (also tagged so in the
+    /// engine), as Skaffold does: the tagger's tag may name another content after a rebuild
+    /// (`gitCommit` on a dirty tree, `latest` outside git, `sha256`), and a reference that did
+    /// not change rolls nothing out, while `latest` makes Kubernetes pull. Image-ID tags of
+    /// this artifact that no container uses are pruned, keeping the newest few.
+    async fn deployable(
+        &self,
+        built: BuiltImage,
+        reporter: &dyn Reporter,
+    ) -> Result<BuiltImage, RunnerError> {
+        let (Some(engine), Some(image_id), false) = (&self.engine, &built.image_id, self.push)
+        else {
+            return Ok(built);
+        };
+        if built.reference.digest().is_some() {
+            return Ok(built);
+        }
+        let reference = engine.tag_with_image_id(&built.reference, image_id).await?;
+        match engine
+            .prune_image_id_tags(
+                reference.repository(),
+                &[image_id.as_str()],
+                KEPT_IMAGE_ID_TAGS,
+            )
+            .await
+        {
+            Ok(removed) => {
+                for removed in removed {
+                    reporter.report(Event::Message {
+                        source: "build",
+                        level: Level::Debug,
+                        text: format!("removed the unused image tag {removed}"),
+                    });
+                }
+            }
+            // Pruning only saves disk: the build stands.
+            Err(error) => warn(
+                reporter,
+                format!(
+                    "could not remove old image tags of {}: {error}",
+                    built.image_name
+                ),
+            ),
+        }
+        Ok(BuiltImage { reference, ..built })
     }
 
     /// The cached image for `key`, re-tagged (and pushed) as `reference`, when it still exists.

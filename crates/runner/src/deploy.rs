@@ -2,7 +2,7 @@
 //! what was rendered, wait until it is ready, and delete it again.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use skiff_config::EffectiveConfig;
@@ -93,6 +93,57 @@ pub fn deploy_settings(configs: &[EffectiveConfig]) -> DeploySettings {
         }
     }
     settings
+}
+
+/// The run ID a project gets when none is given (`--run-id`): the same for every `run`, `dev`
+/// and `deploy` of one configuration file against one target (kube context, namespace,
+/// profiles), different for any other. The ID is part of the labels on pod templates, so a
+/// fresh one per invocation (Skaffold's way) restarts every pod on each `skaffold run` even
+/// when nothing changed; a stable one leaves them alone and lets a second run take over what
+/// the first left.
+///
+/// ```
+/// use std::path::Path;
+/// use skiff_runner::deploy::project_run_id;
+///
+/// let id = project_run_id(Path::new("/src/app/skaffold.yaml"), Some("kind-dev"), None, &[]);
+/// assert_eq!(id.len(), 36);
+/// assert_eq!(id, project_run_id(Path::new("/src/app/skaffold.yaml"), Some("kind-dev"), None, &[]));
+/// assert_ne!(id, project_run_id(Path::new("/src/other/skaffold.yaml"), Some("kind-dev"), None, &[]));
+/// ```
+pub fn project_run_id(
+    config_file: &Path,
+    kube_context: Option<&str>,
+    namespace: Option<&str>,
+    profiles: &[String],
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut profiles = profiles.to_vec();
+    profiles.sort();
+    let mut hasher = Sha256::new();
+    for part in [
+        config_file.to_string_lossy().as_ref(),
+        kube_context.unwrap_or_default(),
+        namespace.unwrap_or_default(),
+        &profiles.join(","),
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    let mut bytes: [u8; 16] = [0; 16];
+    bytes.copy_from_slice(&hasher.finalize()[..16]);
+    // Shaped as a name-based UUID (version 5, RFC 4122 variant), like Skaffold's random ones.
+    bytes[6] = (bytes[6] & 0x0f) | 0x50;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// How a deploy run behaves; the CLI fills it from flags and the environment.

@@ -431,6 +431,8 @@ impl std::fmt::Debug for DevLoop {
 #[derive(Debug, Default)]
 struct Done {
     rebuilt: Vec<String>,
+    /// Rebuilt images whose content is what was there before (same deployed reference).
+    same_image: Vec<String>,
     build: Option<Duration>,
     render: Duration,
     applied: usize,
@@ -1123,11 +1125,19 @@ impl DevLoop {
                 secs(build),
                 error_line.as_deref().unwrap_or_default()
             )),
-            Some(build) => parts.push(format!(
-                "rebuilt {} ({})",
-                done.rebuilt.join(", "),
-                secs(build)
-            )),
+            Some(build) => {
+                parts.push(format!(
+                    "rebuilt {} ({})",
+                    done.rebuilt.join(", "),
+                    secs(build)
+                ));
+                if !done.same_image.is_empty() {
+                    parts.push(format!(
+                        "the image of {} did not change",
+                        done.same_image.join(", ")
+                    ));
+                }
+            }
             None => {}
         }
         let mut phases = Vec::new();
@@ -1201,6 +1211,9 @@ impl DevLoop {
                 only
             };
             for image in outcome.images {
+                if state.images.contains(&image) {
+                    done.same_image.push(image.image_name.clone());
+                }
                 state.images.retain(|i| i.image_name != image.image_name);
                 state.images.push(image);
             }

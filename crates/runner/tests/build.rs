@@ -361,3 +361,118 @@ async fn a_failed_build_keeps_what_was_built_and_the_cache() {
         ])
         .status();
 }
+
+fn engine_tags(repository: &str) -> Vec<String> {
+    let output = std::process::Command::new("docker")
+        .args(["images", "--format", "{{.Tag}}", repository])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let mut tags: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    tags.sort();
+    tags
+}
+
+fn is_image_id_tag(tag: &str) -> bool {
+    tag.len() == 64 && tag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[tokio::test]
+async fn images_not_pushed_are_deployed_by_image_id_and_unused_old_ones_are_pruned() {
+    if !engine_available().await {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "Dockerfile",
+        "FROM scratch\nCOPY a.txt /a.txt\n",
+    );
+    let repository = unique("by-id");
+    let mut settings = settings(vec![docker_artifact(&repository, dir.path(), vec![])]);
+    // `sha256` tags every build `latest`: only the image ID tells the builds apart.
+    settings.tag_policies = vec![TagPolicy::Sha256];
+    let cache = dir.path().join("cache.json");
+    let build = |content: &'static str| {
+        let settings = settings.clone();
+        let options = options(&cache);
+        let dir = dir.path().to_path_buf();
+        async move {
+            write(&dir, "a.txt", content);
+            let outcome = BuildStage::new()
+                .build(&settings, &options, &CollectingReporter::default())
+                .await
+                .unwrap();
+            outcome.images[0].clone()
+        }
+    };
+    let inspect_id = |reference: &str| {
+        let output = std::process::Command::new("docker")
+            .args(["image", "inspect", "--format", "{{.Id}}", reference])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+
+    let first = build("one\n").await;
+    let id = first.image_id.clone().unwrap();
+    assert_eq!(
+        first.reference.to_string(),
+        format!("{repository}:{}", id.trim_start_matches("sha256:"))
+    );
+    assert_eq!(inspect_id(&first.reference.to_string()), id);
+    // The tagger's tag stays on the image too.
+    assert_eq!(inspect_id(&format!("{repository}:latest")), id);
+    // Same content, same reference (from the cache or not).
+    assert_eq!(build("one\n").await, first);
+    // A tag that is not an image ID is never skiff's to remove.
+    let kept_by_user = format!("{repository}:kept-by-user");
+    let status = std::process::Command::new("docker")
+        .args(["tag", &first.reference.to_string(), &kept_by_user])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let second = build("two\n").await;
+    assert_ne!(second.reference, first.reference);
+    // A container made from the second image keeps its tag however old it gets.
+    let container = format!("{}-user", repository.replace('/', "-"));
+    let status = std::process::Command::new("docker")
+        .args([
+            "create",
+            "--name",
+            &container,
+            &second.reference.to_string(),
+            "/a.txt",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut newest = Vec::new();
+    for content in ["three\n", "four\n", "five\n", "six\n"] {
+        newest.push(build(content).await.reference.tag().unwrap().to_owned());
+    }
+    let tags = engine_tags(&repository);
+    let id_tags: Vec<&String> = tags.iter().filter(|t| is_image_id_tag(t)).collect();
+    let mut expected: Vec<String> = newest[1..].to_vec();
+    expected.push(second.reference.tag().unwrap().to_owned());
+    expected.sort();
+    assert_eq!(id_tags, expected.iter().collect::<Vec<_>>(), "{tags:?}");
+    assert!(tags.contains(&"latest".to_owned()), "{tags:?}");
+    assert!(tags.contains(&"kept-by-user".to_owned()), "{tags:?}");
+
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &container])
+        .output();
+    let _ = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' {repository} | xargs -r docker rmi -f >/dev/null 2>&1"
+            ),
+        ])
+        .status();
+}

@@ -78,6 +78,34 @@ impl ImageRef {
             digest: None,
         }
     }
+
+    /// The reference that names one image's content: the same repository tagged with the
+    /// hex of `image_id` (`sha256:<hex>` or the bare hex), as Skaffold's `TagWithImageID`
+    /// does for images it does not push. `None` when `image_id` is not `sha256:` and 64 hex
+    /// digits.
+    ///
+    /// ```
+    /// use skiff_types::image::ImageRef;
+    ///
+    /// let id = format!("sha256:{}", "ab".repeat(32));
+    /// let unique = "localhost:5000/app:v1".parse::<ImageRef>()?.with_image_id(&id);
+    /// assert_eq!(unique.map(|r| r.to_string()), Some(format!("localhost:5000/app:{}", "ab".repeat(32))));
+    /// # Ok::<(), skiff_types::image::ImageRefError>(())
+    /// ```
+    pub fn with_image_id(&self, image_id: &str) -> Option<ImageRef> {
+        let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
+        is_image_id_hex(hex).then(|| self.with_tag(hex))
+    }
+
+    /// Whether the tag is the hex of an image ID (see [`ImageRef::with_image_id`]).
+    pub fn has_image_id_tag(&self) -> bool {
+        self.tag.as_deref().is_some_and(is_image_id_hex)
+    }
+}
+
+/// 64 lower-case hex digits: the hex of a `sha256:` image ID.
+fn is_image_id_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 impl FromStr for ImageRef {
@@ -217,6 +245,21 @@ mod tests {
             Err(ImageRefError::BadDigest { .. })
         ));
         assert!("app:".parse::<ImageRef>().is_err());
+    }
+
+    #[test]
+    fn image_id_tags_name_the_content() {
+        let hex = "0123456789abcdef".repeat(4);
+        let tagged = parse("localhost:5000/app:latest@sha256:abcd");
+        let unique = tagged
+            .with_image_id(&format!("sha256:{hex}"))
+            .expect("64 hex digits are an image ID");
+        assert_eq!(unique.to_string(), format!("localhost:5000/app:{hex}"));
+        assert!(unique.has_image_id_tag());
+        assert_eq!(tagged.with_image_id(&hex), Some(unique));
+        assert!(!tagged.has_image_id_tag());
+        assert_eq!(tagged.with_image_id("sha256:abcd"), None);
+        assert_eq!(tagged.with_image_id(&hex.to_uppercase()), None);
     }
 
     #[test]

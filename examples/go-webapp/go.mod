@@ -1,0 +1,3 @@
+module go-webapp
+
+go 1.22
