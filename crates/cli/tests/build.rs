@@ -97,7 +97,13 @@ fn build_writes_file_output_reuses_the_cache_and_pushes() {
             .unwrap();
     let tag = json["builds"][0]["tag"].as_str().unwrap().to_owned();
     assert_eq!(json["builds"][0]["imageName"], image.as_str());
-    assert!(tag.starts_with(&format!("{image}:")), "{tag}");
+    // Not pushed: the reference names the image's content (`name:<image ID>`), as Skaffold's.
+    let id = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", &tag])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+    assert_eq!(tag, format!("{image}:{}", id.trim_start_matches("sha256:")));
     let run = Command::new("docker")
         .args(["run", "--rm", &tag])
         .output()
@@ -119,10 +125,11 @@ fn build_writes_file_output_reuses_the_cache_and_pushes() {
     );
     let out: serde_json::Value = serde_json::from_slice(&pushed.stdout).unwrap();
     let reference = out["builds"][0]["tag"].as_str().unwrap();
-    assert!(
-        reference.starts_with(&format!("{tag}@sha256:")),
-        "{reference}"
-    );
+    // Pushed: the tagger's tag (the input digest here) and the registry's digest.
+    let (tagged, digest) = reference.split_once('@').unwrap();
+    assert!(digest.starts_with("sha256:"), "{reference}");
+    assert!(tagged.starts_with(&format!("{image}:")), "{reference}");
+    assert_ne!(tagged, tag, "{reference}");
 
     let _ = Command::new("sh")
         .args([
