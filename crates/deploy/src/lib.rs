@@ -26,12 +26,7 @@ pub use skiff_types::manifest::ManifestSet;
 pub mod docker;
 pub mod kubernetes;
 
-/// The label every object and container of a run carries, with the run id as value.
-pub const RUN_ID_LABEL: &str = "skaffold.dev/run-id";
-/// The label that marks what skiff manages.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// [`MANAGED_BY_LABEL`]'s value.
-pub const MANAGED_BY_VALUE: &str = "skiff";
+pub use skiff_types::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, RUN_ID_LABEL};
 
 /// One Kubernetes object, by identity.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -75,10 +75,7 @@ pub use crate::options::{
 };
 use crate::tools::KustomizeTool;
 
-/// The label holding the run's ID.
-pub const RUN_ID_LABEL: &str = "skaffold.dev/run-id";
-/// The label naming the tool that manages the objects.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub use skiff_types::labels::{MANAGED_BY_LABEL, RUN_ID_LABEL};
 
 /// Errors of the render stage.
 #[derive(Debug, thiserror::Error)]

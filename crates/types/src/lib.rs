@@ -16,5 +16,6 @@
 pub mod change;
 pub mod event;
 pub mod image;
+pub mod labels;
 pub mod manifest;
 pub mod template;
