@@ -241,7 +241,15 @@ impl DaemonlessBuilder {
             let cache = Arc::clone(&self.layers);
             image = tokio::task::spawn_blocking(move || {
                 plan::apply(
-                    &mut image, &parsed, target, &context, &ignore, &path, &dirs, &cache,
+                    &mut image,
+                    &parsed,
+                    target,
+                    &context,
+                    &ignore,
+                    &path,
+                    &dirs,
+                    &cache,
+                    &plan::StageFiles::new(),
                 )
                 .map(|()| image)
             })

@@ -30,12 +30,51 @@ pub fn needs_engine(
     target: usize,
     dockerfile_name: &str,
 ) -> Option<String> {
+    engine_reason(dockerfile, target, dockerfile_name, false)
+}
+
+/// [`needs_engine`] for assembling with the files of earlier stages at hand ([`StageFiles`]):
+/// a `COPY --from` naming a stage of the Dockerfile (by name or index, with plain paths as
+/// sources) is assembled too.
+pub fn needs_engine_beyond_stage_files(
+    dockerfile: &Dockerfile,
+    target: usize,
+    dockerfile_name: &str,
+) -> Option<String> {
+    engine_reason(dockerfile, target, dockerfile_name, true)
+}
+
+fn engine_reason(
+    dockerfile: &Dockerfile,
+    target: usize,
+    dockerfile_name: &str,
+    stage_files: bool,
+) -> Option<String> {
     let chain = stage_chain(dockerfile, target);
     for &index in &chain {
         for instruction in &dockerfile.stages[index].instructions {
             let at = format!("{dockerfile_name}:{}", instruction.line);
             let reason = match &instruction.kind {
                 InstructionKind::Run(_) => Some(format!("RUN at {at}")),
+                InstructionKind::Copy(copy)
+                    if stage_files
+                        && copy.from.as_deref().is_some_and(|from| {
+                            dockerfile.stage_reference(from, index).is_some()
+                        }) =>
+                {
+                    let plain = CopyInstruction {
+                        from: None,
+                        ..copy.clone()
+                    };
+                    copy_needs_engine(&plain, false)
+                        .or_else(|| {
+                            plain
+                                .source_paths()
+                                .any(has_wildcards)
+                                .then(|| "--from with a pattern".to_owned())
+                        })
+                        .map(|why| format!("COPY {why} at {at}"))
+                }
                 InstructionKind::Copy(copy) | InstructionKind::Add(copy) => {
                     copy_needs_engine(copy, instruction.keyword == "ADD")
                         .map(|why| format!("{} {why} at {at}", instruction.keyword))
@@ -57,7 +96,7 @@ pub fn needs_engine(
     None
 }
 
-fn copy_needs_engine(copy: &CopyInstruction, is_add: bool) -> Option<String> {
+pub(crate) fn copy_needs_engine(copy: &CopyInstruction, is_add: bool) -> Option<String> {
     if copy.from.is_some() {
         return Some("--from".into());
     }
@@ -139,10 +178,15 @@ pub fn base_of(dockerfile: &Dockerfile, target: usize) -> String {
         .unwrap_or_else(|| "scratch".into())
 }
 
+/// What `COPY --from=<stage>` copies: for each (stage index, source path as written), the
+/// source as the Docker engine's archive endpoint returns it — a tar whose first path
+/// component is the source's base name (a file, or a directory and its contents).
+pub type StageFiles = BTreeMap<(usize, String), Vec<u8>>;
+
 /// Applies the instructions of `target`'s stage chain to `image` (already the chain's base),
-/// reading `COPY`/`ADD` sources from `context` through `ignore`. `base_dirs` are the
-/// directories the base image holds (absolute paths). Layers whose inputs are unchanged come
-/// from `cache`.
+/// reading `COPY`/`ADD` sources from `context` through `ignore`, and `COPY --from=<stage>`
+/// sources from `stage_files`. `base_dirs` are the directories the base image holds (absolute
+/// paths). Layers whose inputs are unchanged come from `cache`.
 #[allow(clippy::too_many_arguments)]
 pub fn apply(
     image: &mut Image,
@@ -153,6 +197,7 @@ pub fn apply(
     dockerfile_path: &Path,
     base_dirs: &BTreeSet<String>,
     cache: &LayerCache,
+    stage_files: &StageFiles,
 ) -> Result<(), BuildError> {
     let mut dirs = base_dirs.clone();
     dirs.insert("/".into());
@@ -288,15 +333,30 @@ pub fn apply(
                 }
                 InstructionKind::Copy(copy) | InstructionKind::Add(copy) => {
                     let mut layer = LayerBuilder::new();
-                    copy_into(
-                        &mut layer,
-                        &mut dirs,
-                        copy,
-                        context,
-                        ignore,
-                        dockerfile_path,
-                        line,
-                    )?;
+                    match copy
+                        .from
+                        .as_deref()
+                        .and_then(|from| dockerfile.stage_reference(from, index))
+                    {
+                        Some(stage) => copy_from_stage(
+                            &mut layer,
+                            &mut dirs,
+                            copy,
+                            stage,
+                            stage_files,
+                            dockerfile_path,
+                            line,
+                        )?,
+                        None => copy_into(
+                            &mut layer,
+                            &mut dirs,
+                            copy,
+                            context,
+                            ignore,
+                            dockerfile_path,
+                            line,
+                        )?,
+                    }
                     if layer.is_empty() {
                         image.add_history(&history, true);
                     } else {
@@ -518,6 +578,25 @@ fn resolve_sources(
     Ok(found)
 }
 
+/// The entries `copy` puts into an image from `context`, given the directories the image
+/// already holds (`dirs`, which decide whether a single-file destination is a directory);
+/// parent directories that are missing are among them.
+pub(crate) fn copy_entries(
+    copy: &CopyInstruction,
+    context: &Path,
+    ignore: &DockerIgnore,
+    dockerfile: &Path,
+    line: usize,
+    dirs: &BTreeSet<String>,
+) -> Result<Vec<LayerEntry>, BuildError> {
+    let mut layer = LayerBuilder::new();
+    let mut dirs = dirs.clone();
+    copy_into(
+        &mut layer, &mut dirs, copy, context, ignore, dockerfile, line,
+    )?;
+    Ok(layer.entries().cloned().collect())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn copy_into(
     layer: &mut LayerBuilder,
@@ -628,6 +707,117 @@ fn copy_into(
                     FileSource::Host(source.path.clone()),
                 )
             });
+        }
+    }
+    Ok(())
+}
+
+/// `COPY --from=<stage>` with the stage's files from `stage_files`, as the classic builder
+/// copies them: a file to the destination (or into it, when it names a directory), a
+/// directory's contents into the destination; owners 0:0 unless `--chown`; modes kept.
+fn copy_from_stage(
+    layer: &mut LayerBuilder,
+    dirs: &mut BTreeSet<String>,
+    copy: &CopyInstruction,
+    stage: usize,
+    stage_files: &StageFiles,
+    dockerfile: &Path,
+    line: usize,
+) -> Result<(), BuildError> {
+    let error = |message: String| BuildError::Dockerfile {
+        path: dockerfile.to_path_buf(),
+        line,
+        message,
+    };
+    let (uid, gid) = match &copy.chown {
+        Some(chown) => {
+            parse_chown(chown).ok_or_else(|| error(format!("--chown={chown}: numeric ids only")))?
+        }
+        None => (0, 0),
+    };
+    let chmod = match &copy.chmod {
+        Some(text) => Some(
+            u32::from_str_radix(text, 8)
+                .map_err(|_| error(format!("--chmod={text}: not an octal mode")))?,
+        ),
+        None => None,
+    };
+    let dest = copy.dest_path();
+    let sources: Vec<&str> = copy.source_paths().collect();
+    let into_dir = copy.dest_is_dir() || sources.len() > 1 || dirs.contains(&dest);
+    let io = |source: std::io::Error| BuildError::Io {
+        path: dockerfile.to_path_buf(),
+        source,
+    };
+    for source in sources {
+        let archive = stage_files
+            .get(&(stage, source.to_owned()))
+            .ok_or_else(|| {
+                error(format!(
+                    "the files of COPY --from source {source} are missing"
+                ))
+            })?;
+        let mut entries = Vec::new();
+        let mut source_is_dir = false;
+        let mut tar = tar::Archive::new(archive.as_slice());
+        for entry in tar.entries().map_err(io)? {
+            let mut entry = entry.map_err(io)?;
+            let path = entry.path().map_err(io)?.to_string_lossy().into_owned();
+            let path = clean_path(&format!("/{path}"));
+            // The first component is the source's own name.
+            let inner = path
+                .trim_start_matches('/')
+                .split_once('/')
+                .map(|(_, rest)| rest.to_owned());
+            let header = entry.header();
+            let mode = header.mode().map_err(io)? & 0o7777;
+            let kind = header.entry_type();
+            if inner.is_none() && kind.is_dir() {
+                source_is_dir = true;
+                continue;
+            }
+            let target = match &inner {
+                Some(inner) => join(&dest, inner),
+                None if into_dir => join(&dest, path.trim_start_matches('/')),
+                None => dest.clone(),
+            };
+            let made = if kind.is_dir() {
+                LayerEntry::dir(target, chmod.unwrap_or(mode))
+            } else if kind.is_symlink() {
+                let link = entry
+                    .link_name()
+                    .map_err(io)?
+                    .map(|l| l.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                LayerEntry::symlink(target, link)
+            } else if kind.is_file() {
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data).map_err(io)?;
+                LayerEntry::file(target, chmod.unwrap_or(mode), FileSource::Bytes(data))
+            } else {
+                return Err(error(format!(
+                    "COPY --from source {source}: {path} is neither a file, a directory nor a symbolic link"
+                )));
+            };
+            entries.push(LayerEntry { uid, gid, ..made });
+        }
+        if source_is_dir {
+            add_parents(layer, dirs, &dest, uid, gid);
+            if !dirs.contains(&dest) {
+                layer.add(LayerEntry {
+                    uid,
+                    gid,
+                    ..LayerEntry::dir(dest.clone(), 0o755)
+                });
+                dirs.insert(dest.clone());
+            }
+        }
+        for entry in entries {
+            add_parents(layer, dirs, &entry.path, uid, gid);
+            if matches!(entry.kind, super::layer::EntryKind::Dir) {
+                dirs.insert(entry.path.clone());
+            }
+            layer.add(entry);
         }
     }
     Ok(())
