@@ -313,13 +313,28 @@ impl DockerConfig {
                 )
             })?,
         };
-        let mut child = Command::new(&executable)
-            .arg("get")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
+        let spawn = || {
+            Command::new(&executable)
+                .arg("get")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        };
+        let mut spawned = spawn();
+        // A helper written a moment ago can still be open for writing in a process forked
+        // meanwhile (a package install, another thread starting a program): the kernel then
+        // refuses to run it for that moment.
+        for _ in 0..10 {
+            match &spawned {
+                Err(e) if e.kind() == io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    spawned = spawn();
+                }
+                _ => break,
+            }
+        }
+        let mut child = spawned.map_err(|e| {
                 let reason = if e.kind() == io::ErrorKind::NotFound {
                     format!(
                         "credential helper `{program}` (`{setting}` in {}) is not installed or not on PATH; install it or remove `{setting}` from that file",

@@ -159,10 +159,21 @@ fn rendering_is_deterministic_and_writes_files() {
 }
 
 #[test]
-fn a_random_run_id_by_default() {
+fn one_run_id_per_project_and_target_by_default() {
     let first = success(&skiff(&["render", "-i", IMAGES, "--offline"]));
     let second = success(&skiff(&["render", "-i", IMAGES, "--offline"]));
-    assert_ne!(first, second);
+    assert_eq!(
+        first, second,
+        "a second run of the same project changes nothing"
+    );
+    let other_namespace = success(&skiff(&[
+        "render",
+        "-i",
+        IMAGES,
+        "--offline",
+        "-n",
+        "other",
+    ]));
     let run_id = |yaml: &str| {
         yaml.lines()
             .find_map(|l| l.trim().strip_prefix("skaffold.dev/run-id: "))
@@ -170,6 +181,7 @@ fn a_random_run_id_by_default() {
             .to_owned()
     };
     assert_eq!(run_id(&first).trim_matches('"').len(), 36);
+    assert_ne!(run_id(&first), run_id(&other_namespace));
 }
 
 #[test]
@@ -473,7 +485,17 @@ fn local_remote_and_tag_digest_sources() {
         &env,
         None,
     );
-    assert_eq!(image_of(&success(&local)), tagged);
+    // Built and not pushed: the reference names the image's content (`name:<image ID>`).
+    let built = image_of(&success(&local));
+    let id = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", &tagged])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+    assert_eq!(
+        built,
+        format!("{image}:{}", id.trim_start_matches("sha256:"))
+    );
     assert!(
         stderr(&local).contains(&format!("Building [{image}]")),
         "{}",
