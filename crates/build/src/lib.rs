@@ -42,6 +42,7 @@ pub mod dockerignore;
 pub mod ko;
 pub mod oci;
 pub mod tag;
+pub mod warm;
 
 pub use artifact::{ArtifactSpec, BuilderSpec};
 

@@ -588,6 +588,21 @@ pub struct DevArgs {
         value_name = "BOOL"
     )]
     pub auto_deploy: bool,
+
+    /// Rebuild Docker artifacts that compile in a builder stage warm: keep a container per
+    /// builder stage and re-run its `RUN`s there on a change [default: true, unless the
+    /// config's `metadata.annotations` says `skiff.dev/warm-builds: "false"`]
+    #[arg(
+        long,
+        env = "SKIFF_WARM_BUILDS",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub warm_builds: Option<bool>,
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ pub fn run(cli: &Cli, args: &BuildArgs, env: BTreeMap<String, String>) -> anyhow
         ),
         docker_daemon_build: cli.global.docker_daemon_build,
         env: options.env,
+        ..BuildOptions::default()
     };
     let reporter = ConsoleReporter::new(args.quiet, show_warnings);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -100,10 +100,19 @@ pub fn delete(cli: &Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
                 &prepared.reporter,
             )
             .await?;
-        skiff_runner::deploy::delete(&settings, &rendered.manifests, &options, &console).await
+        let deleted =
+            skiff_runner::deploy::delete(&settings, &rendered.manifests, &options, &console)
+                .await?;
+        let builders = skiff_runner::build::delete_builder_containers(
+            &prepared.build_settings,
+            options.docker_host.as_deref(),
+            &console,
+        )
+        .await?;
+        anyhow::Ok(deleted.len() + builders.len())
     })?;
     // Each deletion was reported as it happened.
-    if deleted.is_empty() {
+    if deleted == 0 {
         crate::write_stdout("Nothing to delete\n")?;
     }
     Ok(())

@@ -29,6 +29,9 @@ struct Prepared {
 struct DevExtras {
     cleanup: bool,
     auto: [bool; 3],
+    /// Warm rebuilds: `--warm-builds` of `dev` (`None`: as the config says); `run` passes
+    /// `Some(false)`, it always builds clean.
+    warm_builds: Option<bool>,
 }
 
 fn port_forward_modes(modes: &PortForwardModes) -> Vec<PortForwardMode> {
@@ -51,7 +54,11 @@ fn prepare_loop(
     defaults: (bool, PortForwardArg),
     extras: DevExtras,
 ) -> anyhow::Result<Prepared> {
-    let prepared = prepare(cli, &args.source, false, env.clone())?;
+    let mut prepared = prepare(cli, &args.source, false, env.clone())?;
+    // The flag wins over the config's annotation; `run` never rebuilds warm.
+    prepared.options.build.warm_builds = extras
+        .warm_builds
+        .unwrap_or(prepared.build_settings.warm_builds);
     let mut deploy = crate::deploy::run_options(
         cli,
         &env,
@@ -182,6 +189,7 @@ pub fn run(cli: &Cli, args: &RunArgs, env: BTreeMap<String, String>) -> anyhow::
         DevExtras {
             cleanup: false,
             auto: [true; 3],
+            warm_builds: Some(false),
         },
     )?;
     runtime()?.block_on(async move {
@@ -201,6 +209,7 @@ pub fn dev(cli: &Cli, args: &DevArgs, env: BTreeMap<String, String>) -> anyhow::
         DevExtras {
             cleanup: args.cleanup,
             auto: [args.auto_build, args.auto_sync, args.auto_deploy],
+            warm_builds: args.warm_builds,
         },
     )?;
     let trigger = match args.trigger {

@@ -240,6 +240,7 @@ pub(crate) fn prepare(
             kube_context,
             docker_daemon_build: cli.global.docker_daemon_build,
             env: load.env.clone(),
+            ..BuildOptions::default()
         },
         run_id: Some(source.run_id.clone().unwrap_or_else(|| {
             skiff_runner::deploy::project_run_id(

@@ -320,8 +320,8 @@ enum Plan {
     Update {
         /// Artifact image → its changed files, when its sync rules cover all of them.
         sync: BTreeMap<String, ChangedFiles>,
-        /// Artifacts to rebuild.
-        rebuild: BTreeSet<String>,
+        /// Artifacts to rebuild, with the files that changed for each.
+        rebuild: BTreeMap<String, ChangedFiles>,
     },
     /// Render and deploy without building.
     Redeploy,
@@ -358,6 +358,8 @@ impl ChangedFiles {
 /// What is running between iterations.
 struct State {
     session: DeploySession,
+    /// The changed files of the artifacts the next iteration rebuilds (for warm rebuilds).
+    changes: BTreeMap<String, ChangedFiles>,
     /// The last good image of each artifact.
     images: Vec<BuiltImage>,
     /// Artifact image → its dependency files (`None`: its whole context).
@@ -378,6 +380,9 @@ struct State {
 struct Owed {
     /// Artifacts to rebuild.
     rebuild: BTreeSet<String>,
+    /// The changed files of artifacts to rebuild, as far as known (what a warm rebuild
+    /// replays; an artifact to rebuild without an entry builds clean).
+    changes: BTreeMap<String, ChangedFiles>,
     /// Artifacts whose changed files are to be synced.
     sync: BTreeMap<String, ChangedFiles>,
     /// Render and deploy.
@@ -433,6 +438,8 @@ struct Done {
     rebuilt: Vec<String>,
     /// Rebuilt images whose content is what was there before (same deployed reference).
     same_image: Vec<String>,
+    /// Artifacts rebuilt warm, with where the time went.
+    warm: BTreeMap<String, String>,
     build: Option<Duration>,
     render: Duration,
     applied: usize,
@@ -490,6 +497,7 @@ impl DevLoop {
                 message: "the dev loop needs a run id".into(),
             })?;
         options.deploy.run_id = run_id.clone();
+        options.render.build.run_id = Some(run_id.clone());
         let (control, control_rx) = DevControl::new(&options);
         let pipeline = Pipeline::new(configs, &options)?;
         Ok(DevLoop {
@@ -721,13 +729,17 @@ impl DevLoop {
                                     owed.sync.entry(image).or_default().merge(files);
                                 }
                             }
-                            for image in &rebuild {
+                            for image in rebuild.keys() {
                                 if let Some(files) = owed.sync.remove(image) {
                                     owed.add_paths(files.paths().cloned().collect());
+                                    owed.changes.entry(image.clone()).or_default().merge(files);
                                 }
                             }
                             if !rebuild.is_empty() {
-                                owed.rebuild.extend(rebuild);
+                                for (image, files) in rebuild {
+                                    owed.rebuild.insert(image.clone());
+                                    owed.changes.entry(image).or_default().merge(files);
+                                }
                                 owed.redeploy = true;
                                 owed.add_paths(relevant);
                             }
@@ -757,9 +769,10 @@ impl DevLoop {
                     () = &mut shutdown => break,
                 };
                 for (image, files) in fallback {
-                    owed.rebuild.insert(image);
+                    owed.rebuild.insert(image.clone());
                     owed.redeploy = true;
                     owed.add_paths(files.paths().cloned().collect());
+                    owed.changes.entry(image).or_default().merge(files);
                 }
             }
             let build = !owed.rebuild.is_empty() && self.phase_enabled(Phase::Build, &intents);
@@ -794,10 +807,12 @@ impl DevLoop {
             told_waiting = false;
             let trigger = describe_trigger(&owed.paths);
             let rebuild = std::mem::take(&mut owed.rebuild);
+            let changes = std::mem::take(&mut owed.changes);
             if deploy {
                 owed.redeploy = false;
                 owed.paths.clear();
             }
+            state.changes = changes;
             tokio::select! {
                 _ = self.iteration(&mut state, trigger, Some(rebuild), deploy) => {}
                 () = &mut shutdown => break,
@@ -808,6 +823,12 @@ impl DevLoop {
             if let Err(error) = state.session.cleanup(&*self.reporter).await {
                 result = result.and(Err(error));
             }
+        }
+        for name in self.build.shutdown().await {
+            self.reporter.report(Event::Deployed {
+                object: name,
+                action: "deleted".to_owned(),
+            });
         }
         result
     }
@@ -823,6 +844,7 @@ impl DevLoop {
                 .await?;
         Ok(State {
             session,
+            changes: BTreeMap::new(),
             images: Vec::new(),
             dependencies: BTreeMap::new(),
             forwards: Vec::new(),
@@ -935,10 +957,10 @@ impl DevLoop {
         }
         if !affected.is_empty() {
             let mut sync = BTreeMap::new();
-            let mut rebuild = BTreeSet::new();
+            let mut rebuild = BTreeMap::new();
             for (image, files) in affected {
                 if !self.sync.has_rules(&image) {
-                    rebuild.insert(image);
+                    rebuild.insert(image, files);
                     continue;
                 }
                 let changed: Vec<PathBuf> = files.changed.iter().cloned().collect();
@@ -949,7 +971,7 @@ impl DevLoop {
                     }
                     Decision::Rebuild { reason } => {
                         self.report(Level::Info, format!("rebuilding {image}: {reason}"));
-                        rebuild.insert(image);
+                        rebuild.insert(image, files);
                     }
                 }
             }
@@ -1126,11 +1148,18 @@ impl DevLoop {
                 error_line.as_deref().unwrap_or_default()
             )),
             Some(build) => {
-                parts.push(format!(
-                    "rebuilt {} ({})",
-                    done.rebuilt.join(", "),
-                    secs(build)
-                ));
+                for (image, summary) in &done.warm {
+                    parts.push(format!("warm rebuild of {image}: {summary}"));
+                }
+                let clean: Vec<&str> = done
+                    .rebuilt
+                    .iter()
+                    .filter(|i| !done.warm.contains_key(*i))
+                    .map(String::as_str)
+                    .collect();
+                if !clean.is_empty() {
+                    parts.push(format!("rebuilt {} ({})", clean.join(", "), secs(build)));
+                }
                 if !done.same_image.is_empty() {
                     parts.push(format!(
                         "the image of {} did not change",
@@ -1191,8 +1220,22 @@ impl DevLoop {
         };
         if let Some(only) = only.filter(|_| !self.pipeline.build.artifacts.is_empty()) {
             let started = Instant::now();
+            let changes = std::mem::take(&mut state.changes)
+                .into_iter()
+                .map(|(image, files)| {
+                    let mut set = ChangeSet::default();
+                    for path in files.changed {
+                        set.record_modified(path);
+                    }
+                    for path in files.deleted {
+                        set.record_deleted(path);
+                    }
+                    (image, set)
+                })
+                .collect();
             let options = BuildOptions {
                 only: only.clone(),
+                changes,
                 ..self.options.render.build.clone()
             };
             let outcome = self
@@ -1201,6 +1244,7 @@ impl DevLoop {
                 .await;
             done.build = Some(started.elapsed());
             let outcome = outcome?;
+            done.warm.clone_from(&outcome.warm);
             done.rebuilt = if only.is_empty() {
                 outcome
                     .images

@@ -866,6 +866,7 @@ resourceSelector:
             concurrency: 1,
             use_buildkit: false,
             insecure_registries: vec![],
+            warm_builds: false,
         };
         let build_options = BuildOptions {
             env: BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]),

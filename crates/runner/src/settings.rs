@@ -31,7 +31,14 @@ pub struct BuildSettings {
     pub use_buildkit: bool,
     /// `build.insecureRegistries`.
     pub insecure_registries: Vec<String>,
+    /// Whether `dev` may rebuild Docker artifacts warm ([`skiff_build::warm`]); off when a
+    /// config's `metadata.annotations` says `skiff.dev/warm-builds: "false"` (a place
+    /// Skaffold reads and ignores).
+    pub warm_builds: bool,
 }
+
+/// The `metadata.annotations` key that turns warm rebuilds off for a config.
+pub const WARM_BUILDS_ANNOTATION: &str = "skiff.dev/warm-builds";
 
 fn template(image: &str, field: String, source: &str) -> Result<Template, RunnerError> {
     Template::parse(source).map_err(|source: TemplateError| RunnerError::Template {
@@ -50,8 +57,28 @@ pub fn build_settings(configs: &[EffectiveConfig]) -> Result<BuildSettings, Runn
         concurrency: 1,
         use_buildkit: false,
         insecure_registries: Vec::new(),
+        warm_builds: true,
     };
     for config in configs {
+        let annotation = config
+            .config
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.0.get(WARM_BUILDS_ANNOTATION));
+        match annotation.map(|v| v.trim().to_ascii_lowercase()) {
+            None => {}
+            Some(v) if v == "false" => settings.warm_builds = false,
+            Some(v) if v == "true" => {}
+            Some(other) => {
+                return Err(RunnerError::Settings {
+                    message: format!(
+                        "{}: metadata.annotations.{WARM_BUILDS_ANNOTATION} is {other:?}; use \"true\" or \"false\"",
+                        config.file.display()
+                    ),
+                });
+            }
+        }
         let Some(build) = &config.config.build else {
             continue;
         };

@@ -40,6 +40,7 @@ fn settings(artifacts: Vec<ArtifactSpec>) -> BuildSettings {
         concurrency: 2,
         use_buildkit: false,
         insecure_registries: vec![],
+        warm_builds: false,
     }
 }
 

@@ -592,6 +592,8 @@ pub(crate) fn copy_entries(
 ) -> Result<Vec<LayerEntry>, BuildError> {
     let mut layer = LayerBuilder::new();
     let mut dirs = dirs.clone();
+    // The root always exists: the search for missing parents stops there.
+    dirs.insert("/".into());
     copy_into(
         &mut layer, &mut dirs, copy, context, ignore, dockerfile, line,
     )?;
