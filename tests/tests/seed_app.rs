@@ -91,18 +91,29 @@ fn the_forwarded_address(skiff: &mut Skiff, from: usize) -> String {
     })
 }
 
-/// `skiff dev` serves the first version, then each of `edits` in turn.
-fn dev_serves_every_edit(dir: &Path, args: &[&str], edits: &[&str]) -> Skiff {
+/// `skiff dev` serves the first version, then each of `edits` in turn; returns the iteration
+/// line of each edit.
+fn dev_serves_every_edit(dir: &Path, args: &[&str], edits: &[&str]) -> (Skiff, Vec<String>) {
     let mut skiff = Skiff::start(dir, args);
     let address = the_forwarded_address(&mut skiff, 0);
     wait_served(&address, "hello from go-webapp", BUILD, &skiff);
+    let mut lines = Vec::new();
     for edit in edits {
         let mark = skiff.line_count();
         set_go_message(dir, edit);
         wait_served(&address, edit, BUILD, &skiff);
-        skiff.wait_line(mark, BUILD, |l| l.starts_with("main.go → ").then_some(()));
+        lines.push(skiff.wait_line(mark, BUILD, |l| {
+            l.starts_with("main.go → ").then(|| l.to_owned())
+        }));
     }
-    skiff
+    (skiff, lines)
+}
+
+/// Every edit was rebuilt through the builder container (the default in `dev`).
+fn assert_warm(lines: &[String]) {
+    for line in lines {
+        assert!(line.contains("warm rebuild of "), "not warm: {line}");
+    }
 }
 
 #[test]
@@ -121,8 +132,13 @@ fn kubernetes_in_git_with_the_default_tagger_serves_every_edit() {
     let mut deployed = vec![deployed_image(&name)];
     assert_content_reference(&deployed[0], &repository);
     for edit in ["first edit", "second edit", "third edit"] {
+        let mark = skiff.line_count();
         set_go_message(dir.path(), edit);
         wait_served(&address, edit, BUILD, &skiff);
+        let line = skiff.wait_line(mark, BUILD, |l| {
+            l.starts_with("main.go → ").then(|| l.to_owned())
+        });
+        assert_warm(&[line]);
         let now = deployed_image(&name);
         assert_content_reference(&now, &repository);
         assert!(
@@ -164,11 +180,12 @@ fn docker_target_in_git_with_the_default_tagger_serves_every_edit() {
     .unwrap();
     git_commit_all(dir.path());
     let _images = EngineImages(format!("localhost:5000/{name}"));
-    let mut skiff = dev_serves_every_edit(
+    let (mut skiff, lines) = dev_serves_every_edit(
         dir.path(),
         &["dev", "-p", "docker"],
         &["first edit", "second edit", "third edit"],
     );
+    assert_warm(&lines);
     skiff.stop(BUILD);
 }
 
@@ -200,11 +217,15 @@ fn outside_git_run_twice_restarts_nothing_and_dev_serves_every_edit() {
     assert_eq!(deployed_image(&name), image);
     assert_eq!(pods(&name), before);
 
-    let mut skiff = dev_serves_every_edit(
+    // Clean rebuilds in dev, as with warm rebuilds off.
+    let (mut skiff, lines) = dev_serves_every_edit(
         dir.path(),
-        &["dev", "--port-forward=pods"],
+        &["dev", "--port-forward=pods", "--warm-builds=false"],
         &["first edit", "second edit"],
     );
+    for line in &lines {
+        assert!(line.contains("→ rebuilt "), "{line}");
+    }
     skiff.stop(BUILD);
 }
 
@@ -227,7 +248,148 @@ fn sha256_tagger_run_succeeds_and_dev_serves_an_edit() {
     let cache = tempfile::tempdir().unwrap();
     run_skiff_with_cache(dir.path(), &["run"], cache.path());
     assert_content_reference(&deployed_image(&name), &repository);
-    let mut skiff =
+    let (mut skiff, lines) =
         dev_serves_every_edit(dir.path(), &["dev", "--port-forward=pods"], &["an edit"]);
+    assert_warm(&lines);
     skiff.stop(BUILD);
+}
+
+/// The builder containers of `image` (running or not).
+fn builder_containers(image: &str) -> Vec<String> {
+    let output = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=skiff.dev/builder-for={image}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn iteration_line(skiff: &mut Skiff, from: usize, trigger: &str) -> String {
+    skiff.wait_line(from, BUILD, |l| {
+        l.starts_with(&format!("{trigger} → "))
+            .then(|| l.to_owned())
+    })
+}
+
+#[test]
+fn dev_rebuilds_warm_survives_a_compile_error_and_rebuilds_a_changed_dockerfile_clean() {
+    if !parts_available(true) {
+        return;
+    }
+    let name = unique("go-webapp-warm");
+    let image = format!("localhost:5000/{name}");
+    let dir = go_webapp_copy(&name);
+    git_commit_all(dir.path());
+    let _images = EngineImages(image.clone());
+    let mut skiff = Skiff::start(dir.path(), &["dev", "--port-forward=pods"]);
+    let address = the_forwarded_address(&mut skiff, 0);
+    wait_served(&address, "hello from go-webapp", BUILD, &skiff);
+
+    let mark = skiff.line_count();
+    set_go_message(dir.path(), "warm");
+    wait_served(&address, "warm", BUILD, &skiff);
+    let line = iteration_line(&mut skiff, mark, "main.go");
+    assert!(
+        line.contains("warm rebuild of ") && line.contains("RUN go build "),
+        "{line}"
+    );
+    assert_eq!(builder_containers(&image).len(), 1);
+
+    // A compile error: the compiler's words, and the old version keeps serving.
+    let main_go = dir.path().join("main.go");
+    let source = std::fs::read_to_string(&main_go).unwrap();
+    let mark = skiff.line_count();
+    std::fs::write(
+        &main_go,
+        source.replace("fmt.Fprint(w, message)", "fmt.Fprint(w, missing)"),
+    )
+    .unwrap();
+    let line = iteration_line(&mut skiff, mark, "main.go");
+    assert!(line.contains("build failed"), "{line}");
+    assert!(
+        skiff
+            .lines_from(mark)
+            .iter()
+            .any(|l| l.contains("undefined: missing")),
+        "{}",
+        skiff.output()
+    );
+    assert_eq!(http_get(&address).as_deref(), Some("warm"));
+    std::fs::write(&main_go, &source).unwrap();
+    set_go_message(dir.path(), "fixed");
+    wait_served(&address, "fixed", BUILD, &skiff);
+
+    // A changed Dockerfile: a clean build, and the reason said.
+    let mark = skiff.line_count();
+    let dockerfile = dir.path().join("Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(&dockerfile, format!("{text}# a comment\n")).unwrap();
+    let line = iteration_line(&mut skiff, mark, "Dockerfile");
+    assert!(line.contains("→ rebuilt "), "{line}");
+    assert!(
+        skiff
+            .lines_from(mark)
+            .iter()
+            .any(|l| l.contains("clean rebuild of ") && l.contains("the Dockerfile changed")),
+        "{}",
+        skiff.output()
+    );
+    // The clean build started a builder container for the new Dockerfile: warm again.
+    let mark = skiff.line_count();
+    set_go_message(dir.path(), "warm again");
+    wait_served(&address, "warm again", BUILD, &skiff);
+    let line = iteration_line(&mut skiff, mark, "main.go");
+    assert!(line.contains("warm rebuild of "), "{line}");
+
+    skiff.stop(BUILD);
+    assert!(
+        builder_containers(&image).is_empty(),
+        "a builder container is left"
+    );
+}
+
+#[test]
+fn a_killed_devs_builder_container_is_removed_by_skiff_delete() {
+    if !parts_available(false) {
+        return;
+    }
+    let name = unique("go-webapp-kill");
+    let image = format!("localhost:5000/{name}");
+    let dir = go_webapp_copy(&name);
+    let config = dir.path().join("skaffold.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}profiles:\n- name: docker\n  deploy:\n    docker:\n      images:\n      - {image}\n"
+        ),
+    )
+    .unwrap();
+    let _images = EngineImages(image.clone());
+    let mut skiff = Skiff::start(dir.path(), &["dev", "-p", "docker"]);
+    skiff.wait_line(0, BUILD, |l| l.starts_with("initial → ").then_some(()));
+    let deadline = std::time::Instant::now() + BUILD;
+    while builder_containers(&image).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no builder container:\n{}",
+            skiff.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    skiff.kill_hard();
+    let left = builder_containers(&image);
+    assert_eq!(left.len(), 1);
+    let deleted = run_skiff(dir.path(), &["delete", "-p", "docker"]);
+    assert!(deleted.contains(&left[0]), "{deleted}");
+    assert!(builder_containers(&image).is_empty());
 }

@@ -399,7 +399,7 @@ async fn plain_shell_stages_rebuild_warm_to_the_clean_image() {
     );
 
     // A leftover of a killed run is removed by the next one (and by `skiff delete`).
-    let leftovers = warm::remove_builder_containers(&engine, &[repository.clone()])
+    let leftovers = warm::remove_builder_containers(&engine, std::slice::from_ref(&repository))
         .await
         .unwrap();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");

@@ -581,7 +581,6 @@ fn resolve_sources(
 /// The entries `copy` puts into an image from `context`, given the directories the image
 /// already holds (`dirs`, which decide whether a single-file destination is a directory);
 /// parent directories that are missing are among them.
-#[allow(dead_code)] // the warm rebuild path (in progress) copies files through it
 pub(crate) fn copy_entries(
     copy: &CopyInstruction,
     context: &Path,
