@@ -609,24 +609,7 @@ fn copy_into(
     dockerfile: &Path,
     line: usize,
 ) -> Result<(), BuildError> {
-    let (uid, gid) = match &copy.chown {
-        Some(chown) => parse_chown(chown).ok_or_else(|| BuildError::Dockerfile {
-            path: dockerfile.to_path_buf(),
-            line,
-            message: format!("--chown={chown}: skiff's own builder takes numeric ids only"),
-        })?,
-        None => (0, 0),
-    };
-    let chmod = match &copy.chmod {
-        Some(text) => Some(
-            u32::from_str_radix(text, 8).map_err(|_| BuildError::Dockerfile {
-                path: dockerfile.to_path_buf(),
-                line,
-                message: format!("--chmod={text}: not an octal mode"),
-            })?,
-        ),
-        None => None,
-    };
+    let ((uid, gid), chmod) = owner_and_mode(copy, dockerfile, line)?;
     let dest = copy.dest_path();
     let mut sources = Vec::new();
     for pattern in copy.source_paths() {
@@ -640,17 +623,7 @@ fn copy_into(
     };
     for source in sources {
         if source.is_dir {
-            // A destination directory that does not exist yet is created 0755 (the source
-            // directory's own mode is not copied, as with Docker's classic builder).
-            add_parents(layer, dirs, &dest, uid, gid);
-            if !dirs.contains(&dest) {
-                layer.add(LayerEntry {
-                    uid,
-                    gid,
-                    ..LayerEntry::dir(dest.clone(), 0o755)
-                });
-                dirs.insert(dest.clone());
-            }
+            add_destination_dir(layer, dirs, &dest, uid, gid);
             let prefix = if source.rel.is_empty() {
                 String::new()
             } else {
@@ -714,6 +687,56 @@ fn copy_into(
     Ok(())
 }
 
+/// The owner (`--chown`, numeric ids only; else 0:0) and mode (`--chmod`) of what `copy` adds.
+fn owner_and_mode(
+    copy: &CopyInstruction,
+    dockerfile: &Path,
+    line: usize,
+) -> Result<((u64, u64), Option<u32>), BuildError> {
+    let error = |message: String| BuildError::Dockerfile {
+        path: dockerfile.to_path_buf(),
+        line,
+        message,
+    };
+    let owner = match &copy.chown {
+        Some(chown) => parse_chown(chown).ok_or_else(|| {
+            error(format!(
+                "--chown={chown}: skiff's own builder takes numeric ids only"
+            ))
+        })?,
+        None => (0, 0),
+    };
+    let mode = match &copy.chmod {
+        Some(text) => Some(
+            u32::from_str_radix(text, 8)
+                .map_err(|_| error(format!("--chmod={text}: not an octal mode")))?,
+        ),
+        None => None,
+    };
+    Ok((owner, mode))
+}
+
+/// The destination directory of a directory source and its missing parents. One that does not
+/// exist yet is created 0755 (the source directory's own mode is not copied, as with Docker's
+/// classic builder).
+fn add_destination_dir(
+    layer: &mut LayerBuilder,
+    dirs: &mut BTreeSet<String>,
+    dest: &str,
+    uid: u64,
+    gid: u64,
+) {
+    add_parents(layer, dirs, dest, uid, gid);
+    if !dirs.contains(dest) {
+        layer.add(LayerEntry {
+            uid,
+            gid,
+            ..LayerEntry::dir(dest.to_owned(), 0o755)
+        });
+        dirs.insert(dest.to_owned());
+    }
+}
+
 /// `COPY --from=<stage>` with the stage's files from `stage_files`, as the classic builder
 /// copies them: a file to the destination (or into it, when it names a directory), a
 /// directory's contents into the destination; owners 0:0 unless `--chown`; modes kept.
@@ -731,19 +754,7 @@ fn copy_from_stage(
         line,
         message,
     };
-    let (uid, gid) = match &copy.chown {
-        Some(chown) => {
-            parse_chown(chown).ok_or_else(|| error(format!("--chown={chown}: numeric ids only")))?
-        }
-        None => (0, 0),
-    };
-    let chmod = match &copy.chmod {
-        Some(text) => Some(
-            u32::from_str_radix(text, 8)
-                .map_err(|_| error(format!("--chmod={text}: not an octal mode")))?,
-        ),
-        None => None,
-    };
+    let ((uid, gid), chmod) = owner_and_mode(copy, dockerfile, line)?;
     let dest = copy.dest_path();
     let sources: Vec<&str> = copy.source_paths().collect();
     let into_dir = copy.dest_is_dir() || sources.len() > 1 || dirs.contains(&dest);
@@ -804,15 +815,7 @@ fn copy_from_stage(
             entries.push(LayerEntry { uid, gid, ..made });
         }
         if source_is_dir {
-            add_parents(layer, dirs, &dest, uid, gid);
-            if !dirs.contains(&dest) {
-                layer.add(LayerEntry {
-                    uid,
-                    gid,
-                    ..LayerEntry::dir(dest.clone(), 0o755)
-                });
-                dirs.insert(dest.clone());
-            }
+            add_destination_dir(layer, dirs, &dest, uid, gid);
         }
         for entry in entries {
             add_parents(layer, dirs, &entry.path, uid, gid);
