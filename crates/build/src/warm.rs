@@ -316,24 +316,15 @@ impl WarmBuilder {
         request: &BuildRequest<'_>,
         spec: &DockerSpec,
     ) -> Result<(Inputs, Dockerfile, usize, PathBuf, DockerIgnore), BuildError> {
-        let artifact = request.artifact;
-        let name = if spec.dockerfile.trim().is_empty() {
-            "Dockerfile"
-        } else {
-            spec.dockerfile.as_str()
-        };
-        let path: PathBuf = artifact.context.join(name).components().collect();
-        let text = std::fs::read_to_string(&path).map_err(|_| BuildError::MissingDockerfile {
-            image: artifact.image.clone(),
-            path: path.clone(),
-        })?;
-        let build_args = crate::docker::render_build_args(request, spec)?;
-        let parsed = crate::dockerfile::parse(&text, &plan::parser_args(&build_args))
-            .map_err(|e| e.into_build_error(&path))?;
-        let target = parsed
-            .target_stage(spec.target.as_deref())
-            .map_err(|e| e.into_build_error(&path))?;
-        let ignore = DockerIgnore::for_artifact(&artifact.context, &path)?;
+        let plan::LoadedDockerfile {
+            path,
+            text,
+            build_args,
+            parsed,
+            target,
+            ignore,
+            ..
+        } = plan::load(request, spec)?;
         let dockerignore = ignore
             .source()
             .and_then(|source| std::fs::read_to_string(source).ok());

@@ -20,7 +20,6 @@ use super::registry::RegistryClient;
 use crate::artifact::DockerSpec;
 use crate::credentials::DockerConfig;
 use crate::docker::DockerEngine;
-use crate::dockerignore::DockerIgnore;
 use crate::{BuildError, BuildRequest, Builder, BuilderSpec};
 
 /// A base image ready to build on, with the directories its filesystem holds.
@@ -203,23 +202,15 @@ impl DaemonlessBuilder {
         spec: &DockerSpec,
     ) -> Result<Vec<Image>, BuildError> {
         let artifact = request.artifact;
-        let name = if spec.dockerfile.trim().is_empty() {
-            "Dockerfile"
-        } else {
-            spec.dockerfile.as_str()
-        };
-        let path = artifact.context.join(name);
-        let text = std::fs::read_to_string(&path).map_err(|_| BuildError::MissingDockerfile {
-            image: artifact.image.clone(),
-            path: path.clone(),
-        })?;
-        let args = crate::docker::render_build_args(request, spec)?;
-        let parsed = crate::dockerfile::parse(&text, &plan::parser_args(&args))
-            .map_err(|e| e.into_build_error(&path))?;
-        let target = parsed
-            .target_stage(spec.target.as_deref())
-            .map_err(|e| e.into_build_error(&path))?;
-        if let Some(reason) = plan::needs_engine(&parsed, target, name) {
+        let plan::LoadedDockerfile {
+            path,
+            name,
+            parsed,
+            target,
+            ignore,
+            ..
+        } = plan::load(request, spec)?;
+        if let Some(reason) = plan::needs_engine(&parsed, target, &name) {
             return Err(BuildError::Failed {
                 image: artifact.image.clone(),
                 reason: format!(
@@ -227,7 +218,6 @@ impl DaemonlessBuilder {
                 ),
             });
         }
-        let ignore = DockerIgnore::for_artifact(&artifact.context, &path)?;
         let base_ref = plan::base_of(&parsed, target);
         let mut images = Vec::new();
         for platform in Self::platforms(request)? {

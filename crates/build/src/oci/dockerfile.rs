@@ -178,6 +178,59 @@ pub fn base_of(dockerfile: &Dockerfile, target: usize) -> String {
         .unwrap_or_else(|| "scratch".into())
 }
 
+/// A Docker artifact's Dockerfile as a build of `request` sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadedDockerfile {
+    /// The Dockerfile's path (clean).
+    pub path: PathBuf,
+    /// Its name as written in the config (`Dockerfile` when none is), for messages.
+    pub name: String,
+    /// Its text.
+    pub text: String,
+    /// The build args, rendered.
+    pub build_args: BTreeMap<String, String>,
+    /// The text parsed with those args.
+    pub parsed: Dockerfile,
+    /// The target stage.
+    pub target: usize,
+    /// The `.dockerignore` that applies.
+    pub ignore: DockerIgnore,
+}
+
+/// Reads, renders the build args of, and parses `request`'s Dockerfile (`spec`).
+pub(crate) fn load(
+    request: &crate::BuildRequest<'_>,
+    spec: &crate::artifact::DockerSpec,
+) -> Result<LoadedDockerfile, BuildError> {
+    let artifact = request.artifact;
+    let name = if spec.dockerfile.trim().is_empty() {
+        "Dockerfile"
+    } else {
+        spec.dockerfile.as_str()
+    };
+    let path: PathBuf = artifact.context.join(name).components().collect();
+    let text = std::fs::read_to_string(&path).map_err(|_| BuildError::MissingDockerfile {
+        image: artifact.image.clone(),
+        path: path.clone(),
+    })?;
+    let build_args = crate::docker::render_build_args(request, spec)?;
+    let parsed = crate::dockerfile::parse(&text, &parser_args(&build_args))
+        .map_err(|e| e.into_build_error(&path))?;
+    let target = parsed
+        .target_stage(spec.target.as_deref())
+        .map_err(|e| e.into_build_error(&path))?;
+    let ignore = DockerIgnore::for_artifact(&artifact.context, &path)?;
+    Ok(LoadedDockerfile {
+        path,
+        name: name.to_owned(),
+        text,
+        build_args,
+        parsed,
+        target,
+        ignore,
+    })
+}
+
 /// What `COPY --from=<stage>` copies: for each (stage index, source path as written), the
 /// source as the Docker engine's archive endpoint returns it — a tar whose first path
 /// component is the source's base name (a file, or a directory and its contents).
