@@ -52,9 +52,8 @@ use crate::docker::{DockerBuilder, DockerEngine};
 use crate::dockerfile::{Command, CopyInstruction, Dockerfile, InstructionKind};
 use crate::dockerignore::{DockerIgnore, PathGlob, clean_path, has_wildcards};
 use crate::oci::DaemonlessBuilder;
-use crate::oci::builder::host_platform;
+use crate::oci::builder::{StagePlan, host_platform};
 use crate::oci::dockerfile as plan;
-use crate::oci::layer::LayerCache;
 use crate::oci::layer::{EntryKind, FileSource, LayerEntry};
 use crate::{BuildError, BuildRequest, Builder, BuilderSpec};
 
@@ -96,7 +95,6 @@ pub struct WarmBuilder {
     docker: DockerBuilder,
     daemonless: Arc<DaemonlessBuilder>,
     options: WarmOptions,
-    layers: Arc<LayerCache>,
     /// Held for the whole of a prepare, so that a rebuild waits for builder containers that
     /// are being started rather than finding none.
     artifacts: Arc<tokio::sync::Mutex<BTreeMap<String, Prepared>>>,
@@ -193,7 +191,6 @@ impl WarmBuilder {
             engine,
             daemonless,
             options,
-            layers: Arc::default(),
             artifacts: Arc::default(),
         }
     }
@@ -770,36 +767,21 @@ impl WarmBuilder {
                 stage_files.insert((stage, source.to_owned()), bytes);
             }
         }
-        let base_ref = plan::base_of(&ready.parsed, ready.target);
-        let (mut image, dirs) = self
+        let image = self
             .daemonless
-            .base(&base_ref, &host_platform(), &artifact.image, false)
-            .await?;
-        let context = artifact.context.clone();
-        let parsed = ready.parsed.clone();
-        let ignore = ready.ignore.clone();
-        let path = ready.dockerfile_path.clone();
-        let cache = Arc::clone(&self.layers);
-        let target = ready.target;
-        image = tokio::task::spawn_blocking(move || {
-            plan::apply(
-                &mut image,
-                &parsed,
-                target,
-                &context,
-                &ignore,
-                &path,
-                &dirs,
-                &cache,
-                &stage_files,
+            .assemble_stage(
+                artifact,
+                StagePlan {
+                    parsed: &ready.parsed,
+                    target: ready.target,
+                    ignore: &ready.ignore,
+                    dockerfile: &ready.dockerfile_path,
+                },
+                &host_platform(),
+                false,
+                stage_files,
             )
-            .map(|()| image)
-        })
-        .await
-        .map_err(|e| BuildError::Failed {
-            image: artifact.image.clone(),
-            reason: format!("the assembling task failed: {e}"),
-        })??;
+            .await?;
         self.daemonless.deliver(request, &[image], reporter).await
     }
 

@@ -30,6 +30,15 @@ struct CachedBase {
     origin: BaseOrigin,
 }
 
+/// What [`DaemonlessBuilder::assemble_stage`] assembles: a stage of a parsed Dockerfile.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StagePlan<'a> {
+    pub parsed: &'a crate::dockerfile::Dockerfile,
+    pub target: usize,
+    pub ignore: &'a crate::dockerignore::DockerIgnore,
+    pub dockerfile: &'a Path,
+}
+
 /// Builds images without `docker build`; see the module documentation.
 #[derive(Debug)]
 pub struct DaemonlessBuilder {
@@ -218,39 +227,67 @@ impl DaemonlessBuilder {
                 ),
             });
         }
-        let base_ref = plan::base_of(&parsed, target);
         let mut images = Vec::new();
         for platform in Self::platforms(request)? {
-            let (mut image, dirs) = self
-                .base(&base_ref, &platform, &artifact.image, spec.pull_parent)
-                .await?;
-            let context = artifact.context.clone();
-            let parsed = parsed.clone();
-            let ignore = ignore.clone();
-            let path = path.clone();
-            let cache = Arc::clone(&self.layers);
-            image = tokio::task::spawn_blocking(move || {
-                plan::apply(
-                    &mut image,
-                    &parsed,
-                    target,
-                    &context,
-                    &ignore,
-                    &path,
-                    &dirs,
-                    &cache,
-                    &plan::StageFiles::new(),
+            images.push(
+                self.assemble_stage(
+                    artifact,
+                    StagePlan {
+                        parsed: &parsed,
+                        target,
+                        ignore: &ignore,
+                        dockerfile: &path,
+                    },
+                    &platform,
+                    spec.pull_parent,
+                    plan::StageFiles::new(),
                 )
-                .map(|()| image)
-            })
-            .await
-            .map_err(|e| BuildError::Failed {
-                image: artifact.image.clone(),
-                reason: format!("the assembling task failed: {e}"),
-            })??;
-            images.push(image);
+                .await?,
+            );
         }
         Ok(images)
+    }
+
+    /// Assembles stage `plan.target` for `platform` on its base image (`refresh`: look a
+    /// registry base up again): files from `artifact`'s context through `plan.ignore`,
+    /// `COPY --from` sources from `stage_files`.
+    pub(crate) async fn assemble_stage(
+        &self,
+        artifact: &crate::ArtifactSpec,
+        plan: StagePlan<'_>,
+        platform: &Platform,
+        refresh: bool,
+        stage_files: plan::StageFiles,
+    ) -> Result<Image, BuildError> {
+        let base_ref = plan::base_of(plan.parsed, plan.target);
+        let (mut image, dirs) = self
+            .base(&base_ref, platform, &artifact.image, refresh)
+            .await?;
+        let context = artifact.context.clone();
+        let parsed = plan.parsed.clone();
+        let target = plan.target;
+        let ignore = plan.ignore.clone();
+        let path = plan.dockerfile.to_path_buf();
+        let cache = Arc::clone(&self.layers);
+        tokio::task::spawn_blocking(move || {
+            plan::apply(
+                &mut image,
+                &parsed,
+                target,
+                &context,
+                &ignore,
+                &path,
+                &dirs,
+                &cache,
+                &stage_files,
+            )
+            .map(|()| image)
+        })
+        .await
+        .map_err(|e| BuildError::Failed {
+            image: artifact.image.clone(),
+            reason: format!("the assembling task failed: {e}"),
+        })?
     }
 
     /// Assembles the images of `request`'s artifact (one per platform).
