@@ -95,7 +95,7 @@ async fn build_args_and_templates_reach_the_build() {
         &[
             (
                 "Dockerfile",
-                "FROM scratch\nARG GREETING\nARG TAG_ARG\nARG FROM_ENV\nARG UNSET=arg-default\n\
+                "FROM scratch\nARG TAG_ARG\nARG GREETING\nARG FROM_ENV\nARG UNSET=arg-default\n\
                  LABEL greeting=\"$GREETING\" tag=\"$TAG_ARG\" env=\"$FROM_ENV\" unset=\"$UNSET\"\n\
                  COPY msg.txt /msg.txt\n",
             ),
@@ -466,7 +466,9 @@ async fn unreachable_registry_is_named() {
         dir.path(),
         &[
             ("Dockerfile", "FROM scratch\nCOPY msg.txt /msg.txt\n"),
-            ("msg.txt", "x"),
+            // Content no other test builds: tests run in parallel, and one test's cleanup
+            // must not remove an image another test's build is reusing from the cache.
+            ("msg.txt", &unique("unreachable-content")),
         ],
     );
     let name = format!("127.0.0.1:5999/{}", unique("unreachable"));
@@ -599,7 +601,7 @@ async fn failed_build_keeps_the_previous_image() {
         &[
             (
                 "Dockerfile",
-                "FROM scratch\nCOPY cat /cat\nCOPY msg.txt /msg.txt\nRUN [\"/cat\", \"/msg.txt\"]\n",
+                "FROM scratch\nCOPY cat /keep-cat\nCOPY msg.txt /msg.txt\nRUN [\"/keep-cat\", \"/msg.txt\"]\n",
             ),
             ("msg.txt", "version one\n"),
         ],
@@ -630,7 +632,7 @@ async fn failed_build_keeps_the_previous_image() {
         dir.path(),
         &[(
             "Dockerfile",
-            "FROM scratch\nCOPY cat /cat\nRUN [\"/cat\", \"/does-not-exist\"]\n",
+            "FROM scratch\nCOPY cat /keep-cat\nRUN [\"/keep-cat\", \"/does-not-exist\"]\n",
         )],
     );
     let err = builder
@@ -733,7 +735,7 @@ async fn use_buildkit_builds_with_the_classic_builder_and_says_so_once() {
         dir.path(),
         &[
             ("Dockerfile", "FROM scratch\nCOPY msg.txt /msg.txt\n"),
-            ("msg.txt", "x"),
+            ("msg.txt", &unique("buildkit-content")),
         ],
     );
     let name = unique("buildkit");
