@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use skiff_types::event::{Event, Level, Reporter};
 use skiff_types::image::{BuiltImage, ImageRef};
-use skiff_types::template::{LayeredVars, Template, Vars};
+use skiff_types::template::{LayeredVars, MissingKey, Template, Vars};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::artifact::{BuilderSpec, CustomSpec};
@@ -196,7 +196,7 @@ impl CustomBuilder {
         let command = if command.contains("{{") {
             let layered = LayeredVars(vec![&vars as &dyn Vars, request.env as &dyn Vars]);
             Template::parse(command)
-                .and_then(|template| template.render(&layered))
+                .and_then(|template| template.render_with(&layered, MissingKey::NoValue))
                 .map_err(|source| BuildError::Template {
                     image: image.to_owned(),
                     field: "custom.buildCommand".to_owned(),

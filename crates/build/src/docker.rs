@@ -31,7 +31,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use skiff_types::event::{Event, Level, Reporter};
 use skiff_types::image::{BuiltImage, ImageRef};
-use skiff_types::template::{LayeredVars, Vars};
+use skiff_types::template::{LayeredVars, MissingKey, Vars};
 
 use crate::artifact::DockerSpec;
 use crate::credentials::{Credentials, DockerConfig};
@@ -772,13 +772,14 @@ pub fn render_build_args(
     for (name, value) in &spec.build_args {
         match value {
             Some(template) => {
-                let rendered = template
-                    .render(&vars)
-                    .map_err(|source| BuildError::Template {
-                        image: request.artifact.image.clone(),
-                        field: format!("docker.buildArgs.{name}"),
-                        source,
-                    })?;
+                let rendered =
+                    template
+                        .render_with(&vars, MissingKey::NoValue)
+                        .map_err(|source| BuildError::Template {
+                            image: request.artifact.image.clone(),
+                            field: format!("docker.buildArgs.{name}"),
+                            source,
+                        })?;
                 args.insert(name.clone(), rendered);
             }
             None => {
@@ -1448,6 +1449,21 @@ mod tests {
         let bad = artifact(BTreeMap::from([(
             "X".to_owned(),
             Some(Template::parse("{{.NOPE}}").unwrap()),
+        )]));
+        let request = BuildRequest {
+            artifact: &bad,
+            ..request
+        };
+        let BuilderSpec::Docker(spec) = &bad.builder else {
+            unreachable!()
+        };
+        // As Skaffold (Go's default `missingkey`): a variable that is not set prints `<no value>`.
+        let args = render_build_args(&request, spec).unwrap();
+        assert_eq!(args.get("X").map(String::as_str), Some("<no value>"));
+
+        let bad = artifact(BTreeMap::from([(
+            "X".to_owned(),
+            Some(Template::parse("{{.NOPE | lower}}").unwrap()),
         )]));
         let request = BuildRequest {
             artifact: &bad,

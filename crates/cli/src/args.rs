@@ -338,7 +338,8 @@ pub struct ImageSourceArgs {
     pub labels: Vec<String>,
 
     /// The run ID in the `skaffold.dev/run-id` label [default: one per configuration file,
-    /// kube context, namespace and profiles, so that a second run restarts nothing unchanged]
+    /// kube context, namespace and profiles, so that a second run restarts nothing unchanged;
+    /// `render` adds run labels only when this is given, as `skaffold render` adds none]
     #[arg(long, env = "SKAFFOLD_RUN_ID", value_name = "ID")]
     pub run_id: Option<String>,
 

@@ -251,6 +251,7 @@ pub(crate) fn prepare(
             )
         })),
         labels: parse_labels(&source.labels)?,
+        without_run_labels: false,
         namespace: cli.global.namespace.clone(),
         offline,
         kube_context: kube_context_name,
@@ -280,7 +281,9 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub fn run(cli: &Cli, args: &RenderArgs, env: BTreeMap<String, String>) -> anyhow::Result<()> {
-    let prepared = prepare(cli, &args.source, args.offline, env)?;
+    let mut prepared = prepare(cli, &args.source, args.offline, env)?;
+    // As `skaffold render`: no run labels, unless asked for with skiff's own `--run-id`.
+    prepared.options.without_run_labels = args.source.run_id.is_none();
     let outcome = runtime()?.block_on(RenderStage::new().render(
         &prepared.render_settings,
         &prepared.build_settings,

@@ -288,14 +288,49 @@ fn project(yaml: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 #[test]
-fn a_glob_matching_nothing_fails_naming_it() {
+fn render_without_a_run_id_adds_no_run_labels() {
+    let dir = project(
+        "apiVersion: skaffold/v4\nkind: Config\nmanifests:\n  rawYaml: [k8s/*.yaml]\n",
+        &[(
+            "k8s/pod.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    image: nginx\n",
+        )],
+    );
+    let out = success(&skiff_in(dir.path(), &["render", "--offline"], &[], None));
+    assert!(!out.contains("skaffold.dev/run-id"), "{out}");
+    assert!(!out.contains("managed-by"), "{out}");
+    let out = success(&skiff_in(
+        dir.path(),
+        &["render", "--offline", "--label", "team=a"],
+        &[],
+        None,
+    ));
+    assert!(out.contains("team: a"), "{out}");
+    assert!(!out.contains("skaffold.dev/run-id"), "{out}");
+}
+
+#[test]
+fn a_glob_matching_nothing_warns_and_a_missing_file_fails() {
+    // Skaffold's default `k8s/*.yaml` in a project without manifests: a warning, no objects.
     let dir = project(
         "apiVersion: skaffold/v4\nkind: Config\nmanifests:\n  rawYaml: [deploy/*.yaml]\n",
         &[],
     );
+    let output = skiff_in(dir.path(), &["render", "--offline"], &[], None);
+    assert_eq!(success(&output), "");
+    assert!(
+        stderr(&output).contains("deploy/*.yaml did not match any file"),
+        "{}",
+        stderr(&output)
+    );
+
+    let dir = project(
+        "apiVersion: skaffold/v4\nkind: Config\nmanifests:\n  rawYaml: [deploy/app.yaml]\n",
+        &[],
+    );
     let error = failure(&skiff_in(dir.path(), &["render", "--offline"], &[], None));
     assert!(
-        error.starts_with("error: manifest glob `deploy/*.yaml` matches no file (in "),
+        error.starts_with("error: manifest `deploy/app.yaml` does not exist (in "),
         "{error}"
     );
 }

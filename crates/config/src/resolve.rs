@@ -87,6 +87,7 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
         loaded: Vec::new(),
         warnings: Vec::new(),
         kube_context: None,
+        unset_variables: std::collections::BTreeSet::new(),
     };
     loader.load_file(&file, None, &[], &mut Vec::new())?;
 
@@ -140,6 +141,8 @@ struct Loader<'a> {
     loaded: Vec<Entry>,
     warnings: Vec<Warning>,
     kube_context: Option<Option<String>>,
+    /// Variables already warned about as not set: one warning each.
+    unset_variables: std::collections::BTreeSet<String>,
 }
 
 impl Loader<'_> {
@@ -258,7 +261,9 @@ impl Loader<'_> {
         })?;
         config.api_version = Some(LATEST_API_VERSION.to_owned());
         self.migrate_legacy(document, &mut config);
-        templating::render_env_templates(&document.file, &mut config, &self.options.env)?;
+        let unset =
+            templating::render_env_templates(&document.file, &mut config, &self.options.env)?;
+        self.warn_unset(document, unset);
         defaults::apply(&mut config);
         validate::config(document, &config)?;
 
@@ -358,6 +363,28 @@ impl Loader<'_> {
             )),
             message: "`deploy.kubectl.manifests` is the pre-v3 spelling; write the list under `manifests.rawYaml` (read as such)".to_owned(),
         });
+    }
+
+    fn warn_unset(&mut self, document: &Document, unset: Vec<templating::UnsetVariable>) {
+        for variable in unset {
+            if !self.unset_variables.insert(variable.name.clone()) {
+                continue;
+            }
+            let names: Vec<&str> = self.options.env.keys().map(String::as_str).collect();
+            let close = crate::suggest::suggestion(&variable.name, &names, "variable")
+                .filter(|s| s.starts_with("did you mean"))
+                .map(|s| format!("{s} "))
+                .unwrap_or_default();
+            let steps = templating::field_steps(&variable.field);
+            self.warnings.push(Warning {
+                location: Some(locate(document, &steps)),
+                message: format!(
+                    "{}: environment variable `{name}` is not set, so the template gives `<no value>` (as in Skaffold); {close}set it, or give a default: {{{{default \"value\" .{name}}}}}",
+                    variable.field,
+                    name = variable.name,
+                ),
+            });
+        }
     }
 
     fn kube_context(&mut self, document: &Document) -> Option<String> {

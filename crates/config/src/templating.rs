@@ -1,16 +1,19 @@
-//! The fields Skaffold templates, rendered once at load time.
+//! The fields Skaffold templates, rendered once at load time (the environment does not change
+//! during a run, so this gives what Skaffold's expansion at use gives).
 //!
 //! A template that needs only environment variables is rendered here and replaced by its
 //! result. One that uses `IMAGE_*` variables (which exist only after a build) keeps its source,
-//! but is still checked now: its syntax, and that every other variable it uses is set or has a
-//! default — so a typo fails at start-up, naming the field, not halfway through a build.
+//! but is still checked now: its syntax, and the variables it needs. A variable that is not set
+//! is what Skaffold makes of it in that field: `<no value>` (with a warning naming the field)
+//! where Skaffold expands leniently, an error naming the field where it is strict.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use skiff_types::template::{LayeredVars, Template, TemplateError, Vars};
+use skiff_types::template::{LayeredVars, MissingKey, Template, TemplateError, Vars};
 
 use crate::error::ConfigError;
+use crate::locate::Step;
 use crate::schema::{HelmRelease, SkaffoldConfig};
 
 /// Names a build provides; templates that use them are rendered by the stages.
@@ -27,13 +30,58 @@ impl Vars for BuildPlaceholders {
     }
 }
 
+/// A templated field whose template prints a variable that is not set (so it gave
+/// `<no value>`, as Skaffold's does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UnsetVariable {
+    /// The field, as a dotted path (`build.artifacts[0].docker.buildArgs.KEY`).
+    pub field: String,
+    /// The variable.
+    pub name: String,
+}
+
+/// The steps of a dotted field path (`a.b[0].c`), for locating it in the file. Map keys
+/// that contain dots are not told apart; locating is best effort.
+pub(crate) fn field_steps(field: &str) -> Vec<Step<'_>> {
+    let mut steps = Vec::new();
+    for part in field.split('.') {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            steps.push(Step::Key(&rest[..open]));
+            rest = &rest[open..];
+            while let Some(close) = rest.find(']') {
+                if let Ok(index) = rest[1..close].parse() {
+                    steps.push(Step::Index(index));
+                }
+                rest = &rest[close + 1..];
+                if !rest.starts_with('[') {
+                    break;
+                }
+            }
+        } else {
+            steps.push(Step::Key(rest));
+        }
+    }
+    steps
+}
+
 struct Renderer<'a> {
     file: &'a Path,
     env: &'a BTreeMap<String, String>,
+    unset: Vec<UnsetVariable>,
 }
 
 impl Renderer<'_> {
-    fn field(&self, field: String, value: &mut String) -> Result<(), ConfigError> {
+    /// Renders `value` in place. `missing` is what Skaffold does there with a variable that
+    /// is not set: most fields go through its lenient `ExpandEnvTemplate` (`<no value>`);
+    /// helm release names, chart paths, namespaces and versions, port-forward targets and
+    /// taggers fail instead.
+    fn field(
+        &mut self,
+        field: String,
+        value: &mut String,
+        missing: MissingKey,
+    ) -> Result<(), ConfigError> {
         let error = |source: TemplateError| ConfigError::Template {
             file: self.file.to_path_buf(),
             field: field.clone(),
@@ -45,38 +93,70 @@ impl Renderer<'_> {
         }
         let deferred = template.variables().iter().any(|v| is_build_variable(v));
         let vars = LayeredVars(vec![self.env, &BuildPlaceholders]);
-        let rendered = template.render(&vars).map_err(error)?;
+        let rendered = template.render_with(&vars, missing).map_err(error)?;
+        for name in template.unset_variables(&vars) {
+            self.unset.push(UnsetVariable {
+                field: field.clone(),
+                name: name.to_owned(),
+            });
+        }
         if !deferred {
             *value = rendered;
         }
         Ok(())
     }
 
-    fn list(&self, field: &str, values: Option<&mut Vec<String>>) -> Result<(), ConfigError> {
+    fn lenient(&mut self, field: String, value: &mut String) -> Result<(), ConfigError> {
+        self.field(field, value, MissingKey::NoValue)
+    }
+
+    fn strict(&mut self, field: String, value: &mut String) -> Result<(), ConfigError> {
+        self.field(field, value, MissingKey::Error)
+    }
+
+    fn list(&mut self, field: &str, values: Option<&mut Vec<String>>) -> Result<(), ConfigError> {
         for (i, value) in values.into_iter().flatten().enumerate() {
-            self.field(format!("{field}[{i}]"), value)?;
+            self.lenient(format!("{field}[{i}]"), value)?;
         }
         Ok(())
     }
 
-    fn option(&self, field: String, value: Option<&mut String>) -> Result<(), ConfigError> {
+    fn option(
+        &mut self,
+        field: String,
+        value: Option<&mut String>,
+        missing: MissingKey,
+    ) -> Result<(), ConfigError> {
         match value {
-            Some(value) => self.field(field, value),
+            Some(value) => self.field(field, value, missing),
             None => Ok(()),
         }
     }
 
-    fn helm_releases(&self, prefix: &str, releases: &mut [HelmRelease]) -> Result<(), ConfigError> {
+    fn helm_releases(
+        &mut self,
+        prefix: &str,
+        releases: &mut [HelmRelease],
+    ) -> Result<(), ConfigError> {
+        use MissingKey::{Error, NoValue};
         for (i, release) in releases.iter_mut().enumerate() {
             let at = format!("{prefix}[{i}]");
-            self.field(format!("{at}.name"), &mut release.name)?;
-            self.option(format!("{at}.chartPath"), release.chart_path.as_mut())?;
-            self.option(format!("{at}.namespace"), release.namespace.as_mut())?;
-            self.option(format!("{at}.version"), release.version.as_mut())?;
+            self.strict(format!("{at}.name"), &mut release.name)?;
+            self.option(
+                format!("{at}.chartPath"),
+                release.chart_path.as_mut(),
+                Error,
+            )?;
+            self.option(format!("{at}.namespace"), release.namespace.as_mut(), Error)?;
+            self.option(format!("{at}.version"), release.version.as_mut(), Error)?;
             self.list(&format!("{at}.valuesFiles"), release.values_files.as_mut())?;
             if let Some(templates) = release.set_value_templates.as_mut() {
                 for (key, value) in templates.0.iter_mut() {
-                    self.field(format!("{at}.setValueTemplates.{key}"), value)?;
+                    self.option(
+                        format!("{at}.setValueTemplates.{key}"),
+                        Some(value),
+                        NoValue,
+                    )?;
                 }
             }
         }
@@ -85,18 +165,29 @@ impl Renderer<'_> {
 }
 
 /// Render (or check, when they need a build) every templated field of `config`.
+///
+/// Returns the variables that are not set where a template printed them.
 pub(crate) fn render_env_templates(
     file: &Path,
     config: &mut SkaffoldConfig,
     env: &BTreeMap<String, String>,
-) -> Result<(), ConfigError> {
-    let r = Renderer { file, env };
+) -> Result<Vec<UnsetVariable>, ConfigError> {
+    use MissingKey::{Error, NoValue};
+    let mut r = Renderer {
+        file,
+        env,
+        unset: Vec::new(),
+    };
     if let Some(build) = config.build.as_mut() {
         for (i, artifact) in build.artifacts.iter_mut().flatten().enumerate() {
             let at = format!("build.artifacts[{i}]");
             if let Some(args) = artifact.docker.as_mut().and_then(|d| d.build_args.as_mut()) {
                 for (key, value) in args.0.iter_mut() {
-                    r.option(format!("{at}.docker.buildArgs.{key}"), value.as_mut())?;
+                    r.option(
+                        format!("{at}.docker.buildArgs.{key}"),
+                        value.as_mut(),
+                        NoValue,
+                    )?;
                 }
             }
             if let Some(ko) = artifact.ko.as_mut() {
@@ -105,14 +196,16 @@ pub(crate) fn render_env_templates(
                 r.list(&format!("{at}.ko.ldflags"), ko.ldflags.as_mut())?;
                 if let Some(labels) = ko.labels.as_mut() {
                     for (key, value) in labels.0.iter_mut() {
-                        r.field(format!("{at}.ko.labels.{key}"), value)?;
+                        r.lenient(format!("{at}.ko.labels.{key}"), value)?;
                     }
                 }
             }
         }
         if let Some(policy) = build.tag_policy.as_mut() {
             if let Some(tagger) = policy.env_template.as_mut() {
-                r.field(
+                // Skaffold renders `<no value>` here, which then fails as a tag; failing with
+                // the variable's name says more.
+                r.strict(
                     "build.tagPolicy.envTemplate.template".into(),
                     &mut tagger.template,
                 )?;
@@ -132,6 +225,7 @@ pub(crate) fn render_env_templates(
             r.option(
                 "deploy.kubectl.defaultNamespace".into(),
                 kubectl.default_namespace.as_mut(),
+                NoValue,
             )?;
         }
         if let Some(releases) = deploy.helm.as_mut().and_then(|h| h.releases.as_mut()) {
@@ -142,11 +236,13 @@ pub(crate) fn render_env_templates(
         r.option(
             format!("portForward[{i}].namespace"),
             forward.namespace.as_mut(),
+            Error,
         )?;
         r.option(
             format!("portForward[{i}].resourceName"),
             forward.resource_name.as_mut(),
+            Error,
         )?;
     }
-    Ok(())
+    Ok(r.unset)
 }

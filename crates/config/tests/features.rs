@@ -306,20 +306,58 @@ fn templates_render_from_env_and_keep_image_variables() {
 }
 
 #[test]
-fn a_missing_template_variable_names_the_field() {
+fn an_unset_variable_gives_no_value_with_one_warning_naming_the_field() {
+    let loaded = Load {
+        dir: "templating",
+        env: &[
+            ("STAGE", "qa"),
+            ("NAMESPACE", "team-a"),
+            ("APP_VERSON", "1"),
+        ],
+        ..Default::default()
+    }
+    .run()
+    .unwrap_or_else(|e| panic!("{e}"));
+    // As Skaffold's `ExpandEnvTemplate`: the build arg is `<no value>`.
+    let build = loaded.configs[0].config.build.as_ref().unwrap();
+    let docker = build.artifacts.as_ref().unwrap()[0]
+        .docker
+        .as_ref()
+        .unwrap();
+    let args = &docker.build_args.as_ref().unwrap().0;
+    assert_eq!(args["VERSION"].as_deref(), Some("<no value>"));
+    let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+    let about: Vec<&String> = warnings
+        .iter()
+        .filter(|w| w.contains("APP_VERSION"))
+        .collect();
+    assert_eq!(about.len(), 1, "{warnings:?}");
+    let warning = about[0];
+    assert!(
+        warning.contains("build.artifacts[0].docker.buildArgs.VERSION"),
+        "{warning}"
+    );
+    assert!(warning.contains("skaffold.yaml:8:"), "{warning}");
+    assert!(warning.contains("did you mean `APP_VERSON`?"), "{warning}");
+    assert!(warning.contains("default"), "{warning}");
+}
+
+#[test]
+fn an_unset_variable_where_skaffold_is_strict_names_the_field() {
+    // Helm release names fail in Skaffold (`missingkey=error`): so here.
     let error = Load {
         dir: "templating",
-        env: &[("STAGE", "qa"), ("NAMESPACE", "team-a")],
+        env: &[("APP_VERSION", "1"), ("NAMESPACE", "team-a")],
         ..Default::default()
     }
     .run()
     .unwrap_err();
     let message = error.to_string();
     assert!(
-        message.contains("build.artifacts[0].docker.buildArgs.VERSION"),
+        message.contains("manifests.helm.releases[0].name"),
         "{message}"
     );
-    assert!(message.contains("APP_VERSION"), "{message}");
+    assert!(message.contains("STAGE"), "{message}");
     assert!(message.contains("default"), "{message}");
 }
 

@@ -13,18 +13,44 @@ fn is_pattern(component: &str) -> bool {
     component.contains(['*', '?', '[', '{'])
 }
 
-/// The files `globs` select under `base_dir`, in order, without repeats.
-pub(crate) fn expand_all(base_dir: &Path, globs: &[String]) -> Result<Vec<PathBuf>, RenderError> {
+/// What `globs` select under `base_dir`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Expansion {
+    /// The files, in order, without repeats.
+    pub files: Vec<PathBuf>,
+    /// The patterns that matched no file, as written: Skaffold warns about them
+    /// (`k8s/*.yaml did not match any file`) and goes on, so a project without manifests in
+    /// the default place still renders.
+    pub unmatched: Vec<String>,
+}
+
+/// The files `globs` select under `base_dir`. A pattern matching nothing is reported in
+/// [`Expansion::unmatched`]; a plain path naming no file is an error.
+pub(crate) fn expand_all(base_dir: &Path, globs: &[String]) -> Result<Expansion, RenderError> {
     let mut seen = HashSet::new();
-    let mut files = Vec::new();
+    let mut expansion = Expansion::default();
     for glob in globs {
-        for file in expand(base_dir, glob)? {
+        let files = match expand(base_dir, glob) {
+            Err(RenderError::NoMatch { .. }) if is_glob(glob) => {
+                expansion.unmatched.push(glob.clone());
+                continue;
+            }
+            other => other?,
+        };
+        for file in files {
             if seen.insert(file.clone()) {
-                files.push(file);
+                expansion.files.push(file);
             }
         }
     }
-    Ok(files)
+    Ok(expansion)
+}
+
+/// Whether `glob` has a pattern component (rather than naming one path).
+fn is_glob(glob: &str) -> bool {
+    Path::new(glob)
+        .components()
+        .any(|c| matches!(c, Component::Normal(text) if is_pattern(&text.to_string_lossy())))
 }
 
 /// The files one glob selects, sorted.
@@ -247,6 +273,27 @@ mod tests {
             &["k8s/b.yaml".to_owned(), "k8s/*.yaml".to_owned()],
         )
         .unwrap();
-        assert_eq!(names(dir.path(), &files), ["k8s/b.yaml", "k8s/a.yaml"]);
+        assert_eq!(
+            names(dir.path(), &files.files),
+            ["k8s/b.yaml", "k8s/a.yaml"]
+        );
+        assert!(files.unmatched.is_empty());
+    }
+
+    #[test]
+    fn an_unmatched_pattern_is_listed_and_a_missing_path_is_an_error() {
+        let dir = tree();
+        let expansion = expand_all(
+            dir.path(),
+            &["deploy/*.yaml".to_owned(), "k8s/a.yaml".to_owned()],
+        )
+        .unwrap();
+        assert_eq!(names(dir.path(), &expansion.files), ["k8s/a.yaml"]);
+        assert_eq!(expansion.unmatched, ["deploy/*.yaml"]);
+        let error = expand_all(dir.path(), &["k8s/missing.yaml".to_owned()]).unwrap_err();
+        assert!(
+            matches!(&error, RenderError::NoMatch { glob, .. } if glob == "k8s/missing.yaml"),
+            "{error}"
+        );
     }
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use skiff_types::image::BuiltImage;
-use skiff_types::template::{LayeredVars, Template};
+use skiff_types::template::{LayeredVars, MissingKey, Template};
 
 use crate::RenderError;
 use crate::options::{HelmChart, HelmRelease, HelmSource};
@@ -113,15 +113,16 @@ pub fn template_command(
     let vars = LayeredVars(vec![&image_vars, env]);
     let field = |what: String| format!("helm release `{}`: {what}", release.name);
     for (key, template) in &release.set_value_templates {
+        // Skaffold expands these leniently: `<no value>` for a variable that is not set.
         let value = template
-            .render(&vars)
+            .render_with(&vars, MissingKey::NoValue)
             .map_err(|source| RenderError::Template {
                 field: field(format!("setValueTemplates.{key}")),
                 source,
             })?;
         let key = if key.contains("{{") {
             Template::parse(key)
-                .and_then(|t| t.render(&vars))
+                .and_then(|t| t.render_with(&vars, MissingKey::NoValue))
                 .map_err(|source| RenderError::Template {
                     field: field(format!("setValueTemplates key `{key}`")),
                     source,
@@ -136,7 +137,7 @@ pub fn template_command(
     }
     for (i, template) in release.values_files.iter().enumerate() {
         let file = template
-            .render(&vars)
+            .render_with(&vars, MissingKey::NoValue)
             .map_err(|source| RenderError::Template {
                 field: field(format!("valuesFiles[{i}]")),
                 source,

@@ -81,8 +81,9 @@ pub use skiff_types::labels::{MANAGED_BY_LABEL, RUN_ID_LABEL};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RenderError {
-    /// A `rawYaml` glob matched no file.
-    #[error("manifest glob `{glob}` matches no file (in {})", dir.display())]
+    /// A `rawYaml` path without a pattern names no file. (A pattern matching nothing is a
+    /// warning, as in Skaffold.)
+    #[error("manifest `{glob}` does not exist (in {}); fix the path in manifests.rawYaml", dir.display())]
     NoMatch {
         /// The glob as configured.
         glob: String,
@@ -291,7 +292,18 @@ impl ManifestRenderer {
             match source {
                 Source::RawYaml(raw) => {
                     let namespace = self.namespace_for(raw.default_namespace.as_deref());
-                    for path in glob::expand_all(&raw.base_dir, &raw.globs)? {
+                    let expansion = glob::expand_all(&raw.base_dir, &raw.globs)?;
+                    for unmatched in &expansion.unmatched {
+                        message(
+                            reporter,
+                            Level::Warning,
+                            format!(
+                                "manifests.rawYaml: {unmatched} did not match any file (in {})",
+                                raw.base_dir.display()
+                            ),
+                        );
+                    }
+                    for path in expansion.files {
                         let text =
                             std::fs::read_to_string(&path).map_err(|source| RenderError::Read {
                                 path: path.clone(),

@@ -469,18 +469,43 @@ async fn raw_yaml_files_in_glob_order() {
 }
 
 #[tokio::test]
-async fn a_glob_matching_nothing_is_an_error_naming_it() {
+async fn a_glob_matching_nothing_is_a_warning_and_a_missing_file_an_error() {
     let source = Source::RawYaml(RawYamlSource {
         base_dir: fixtures().join("raw"),
         globs: vec!["k8s/*.yaml".into(), "deploy/*.yml".into()],
         default_namespace: None,
     });
+    let reporter = CollectingReporter::default();
+    let rendered = ManifestRenderer::new(options(vec![source]))
+        .render(&[], &reporter)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!rendered.manifests.is_empty());
+    let warnings: Vec<String> = reporter
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message { text, .. } if text.contains("did not match any file") => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("deploy/*.yml did not match any file"),
+        "{warnings:?}"
+    );
+
+    let source = Source::RawYaml(RawYamlSource {
+        base_dir: fixtures().join("raw"),
+        globs: vec!["deploy/app.yml".into()],
+        default_namespace: None,
+    });
     let error = render_with(options(vec![source]), &[]).await.unwrap_err();
     assert!(
-        matches!(&error, RenderError::NoMatch { glob, .. } if glob == "deploy/*.yml"),
+        matches!(&error, RenderError::NoMatch { glob, .. } if glob == "deploy/app.yml"),
         "{error}"
     );
-    assert!(error.to_string().contains("`deploy/*.yml`"), "{error}");
+    assert!(error.to_string().contains("`deploy/app.yml`"), "{error}");
 }
 
 #[tokio::test]

@@ -98,6 +98,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             build,
             run_id: Some(format!("embed-{}", std::process::id())),
             labels: BTreeMap::new(),
+            without_run_labels: false,
             namespace: None,
             offline: true,
             kube_context: None,

@@ -334,6 +334,9 @@ pub struct RenderRunOptions {
     pub run_id: Option<String>,
     /// `--label`s.
     pub labels: BTreeMap<String, String>,
+    /// Leave out the run labels (`skaffold.dev/run-id`, `app.kubernetes.io/managed-by`): what
+    /// `render` prints, as Skaffold's does, carries none; they belong to a deploy.
+    pub without_run_labels: bool,
     /// `-n/--namespace`.
     pub namespace: Option<String>,
     /// `--offline`.
@@ -363,7 +366,7 @@ pub fn render_options(settings: &RenderSettings, options: &RenderRunOptions) -> 
         sources: settings.sources.clone(),
         run_id: options.run_id.clone(),
         labels: options.labels.clone(),
-        add_skiff_labels: true,
+        add_skiff_labels: !options.without_run_labels,
         namespace: options.namespace.clone().filter(|n| !n.is_empty()),
         resource_selector: settings.resource_selector.clone(),
         offline: options.offline,

@@ -124,6 +124,7 @@ fn options(dir: &Path) -> DevOptions {
             build: BuildOptions::default(),
             run_id: Some("test-run".into()),
             labels: BTreeMap::new(),
+            without_run_labels: false,
             namespace: None,
             offline: true,
             kube_context: None,

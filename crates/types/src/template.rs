@@ -200,13 +200,33 @@ impl Template {
         names
     }
 
-    /// Renders the template with `vars`.
+    /// Renders the template with `vars`; a variable that is not set is an error (Go's
+    /// `missingkey=error`, what Skaffold asks for in helm release names, chart paths and
+    /// namespaces, port-forward targets and the `customTemplate` tagger).
     pub fn render(&self, vars: &dyn Vars) -> Result<String, TemplateError> {
+        self.render_with(vars, MissingKey::Error)
+    }
+
+    /// Renders the template with `vars`, treating a variable that is not set as `missing`
+    /// says.
+    pub fn render_with(
+        &self,
+        vars: &dyn Vars,
+        missing: MissingKey,
+    ) -> Result<String, TemplateError> {
         let mut out = String::with_capacity(self.source.len());
         for node in &self.nodes {
             match node {
                 Node::Text(text) => out.push_str(text),
                 Node::Action(pipeline) => {
+                    if missing == MissingKey::NoValue {
+                        if let Some(name) = pipeline.bare_field() {
+                            if vars.get(name).is_none() {
+                                out.push_str(NO_VALUE);
+                                continue;
+                            }
+                        }
+                    }
                     let value = eval_pipeline(pipeline, vars, false)?;
                     value.write_to(&mut out);
                 }
@@ -214,6 +234,37 @@ impl Template {
         }
         Ok(out)
     }
+
+    /// The variables the template prints directly (`{{.NAME}}`) that `vars` does not set:
+    /// those [`MissingKey::NoValue`] renders as `<no value>`.
+    pub fn unset_variables<'a>(&'a self, vars: &dyn Vars) -> Vec<&'a str> {
+        let mut names = Vec::new();
+        for node in &self.nodes {
+            if let Node::Action(pipeline) = node {
+                if let Some(name) = pipeline.bare_field() {
+                    if vars.get(name).is_none() && !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+        }
+        names
+    }
+}
+
+/// What Go prints for a map key that is not set, under its default `missingkey` option.
+pub const NO_VALUE: &str = "<no value>";
+
+/// How rendering treats a variable that is not set, as Go's `missingkey` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MissingKey {
+    /// [`TemplateError::MissingVariable`] (`missingkey=error`).
+    Error,
+    /// `<no value>` where the variable is printed directly, as Go's default does (Skaffold's
+    /// `ExpandEnvTemplate`, used for build args, ko settings, values files, …); a variable
+    /// that is not set in a function's argument stays an error, as in Go.
+    NoValue,
 }
 
 impl FromStr for Template {
@@ -245,6 +296,20 @@ enum Node {
 struct Pipeline {
     head: Expr,
     tail: Vec<Call>,
+}
+
+impl Pipeline {
+    /// The variable when the pipeline is only a variable reference (`.NAME`, `(.NAME)`).
+    fn bare_field(&self) -> Option<&str> {
+        if !self.tail.is_empty() {
+            return None;
+        }
+        match &self.head {
+            Expr::Field { name } => Some(name),
+            Expr::Paren(inner) => inner.bare_field(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -1555,6 +1620,27 @@ mod tests {
         );
         let err = render("{{ printf \"%s\" .V }}", &[]).unwrap_err();
         assert_eq!(err.to_string(), "template variable `V` is not set");
+    }
+
+    #[test]
+    fn missing_key_no_value_prints_like_go() {
+        let vars: BTreeMap<String, String> = BTreeMap::from([("A".into(), "a".into())]);
+        let t = Template::parse("{{.A}}-{{.B}}-{{ (.C) }}").unwrap();
+        assert_eq!(
+            t.render_with(&vars, MissingKey::NoValue).unwrap(),
+            "a-<no value>-<no value>"
+        );
+        assert_eq!(t.unset_variables(&vars), ["B", "C"]);
+        assert!(matches!(
+            t.render(&vars),
+            Err(TemplateError::MissingVariable { name }) if name == "B"
+        ));
+        // As in Go: a missing variable given to a function is still an error; `default` takes it.
+        let t = Template::parse("{{.B | lower}}").unwrap();
+        assert!(t.render_with(&vars, MissingKey::NoValue).is_err());
+        let t = Template::parse("{{default \"x\" .B}}").unwrap();
+        assert_eq!(t.render_with(&vars, MissingKey::NoValue).unwrap(), "x");
+        assert!(t.unset_variables(&vars).is_empty());
     }
 
     #[test]
