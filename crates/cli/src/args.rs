@@ -32,6 +32,8 @@ pub enum Command {
     /// Delete what the configuration deploys: only objects and containers carrying skiff's labels.
     Delete,
     Diagnose(DiagnoseArgs),
+    /// Upgrade the configuration to a newer apiVersion: print it, or write it with `--overwrite`.
+    Fix(FixArgs),
     /// Print the Kubernetes objects to deploy: manifests with images, labels and namespaces.
     Render(RenderArgs),
     /// Build, deploy and wait until ready; with `--tail` or `--port-forward`, stay until Ctrl-C.
@@ -50,6 +52,7 @@ impl Command {
             Command::Deploy(_) => "deploy",
             Command::Delete => "delete",
             Command::Diagnose(_) => "diagnose",
+            Command::Fix(_) => "fix",
             Command::Render(_) => "render",
             Command::Run(_) => "run",
             Command::Dev(_) => "dev",
@@ -254,6 +257,20 @@ pub enum Verbosity {
     Info,
     Debug,
     Trace,
+}
+
+/// `skiff fix`.
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// The apiVersion to upgrade to [default: the newest skiff reads]
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Write the upgraded configuration over the file, keeping the old one as FILE.v2
+    #[arg(long, conflicts_with = "output")]
+    pub overwrite: bool,
+    /// Write the upgraded configuration to this file instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `skiff diagnose`.

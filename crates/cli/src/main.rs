@@ -21,7 +21,7 @@ mod report;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -57,6 +57,7 @@ fn run(cli: &Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
         Command::Render(args) => render::run(cli, args, env),
         Command::Run(args) => dev::run(cli, args, env),
         Command::Dev(args) => dev::dev(cli, args, env),
+        Command::Fix(args) => fix(cli, args, env),
         Command::Version => write_stdout(&format!("skiff {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Diagnose(args) => {
             let cwd = std::env::current_dir().context("cannot read the working directory")?;
@@ -83,6 +84,50 @@ fn run(cli: &Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// `skiff fix`: as `skaffold fix` — stdout, `-o FILE`, or `--overwrite` with a `.v2` backup.
+fn fix(cli: &Cli, args: &args::FixArgs, env: BTreeMap<String, String>) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let options = cli.global.load_options(cli.command.name(), env, cwd);
+    let file = skiff_config::config_file(&options)?;
+    let version = args.version.as_deref().map(|v| {
+        if v.starts_with("skaffold/") {
+            v.to_owned()
+        } else {
+            format!("skaffold/{v}")
+        }
+    });
+    let fixed = skiff_config::fix(&file, version.as_deref())?;
+    if cli.global.verbosity >= Verbosity::Warn {
+        for warning in &fixed.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
+    let version = version
+        .as_deref()
+        .unwrap_or(skiff_config::LATEST_API_VERSION);
+    if !fixed.changed {
+        return write_stdout(&format!("config is already version {version}\n"));
+    }
+    let target = match (&args.output, args.overwrite) {
+        (Some(path), _) => path.clone(),
+        (None, true) => file.clone(),
+        (None, false) => return write_stdout(&fixed.text),
+    };
+    if args.overwrite {
+        let backup = PathBuf::from(format!("{}.v2", file.display()));
+        std::fs::copy(&file, &backup).with_context(|| {
+            format!("cannot back up {} as {}", file.display(), backup.display())
+        })?;
+        eprintln!("Backed up previous config at {}", backup.display());
+    }
+    write_file(&target, &fixed.text)?;
+    eprintln!(
+        "New config at version {version} generated and written to {}",
+        target.display()
+    );
+    Ok(())
 }
 
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -9,8 +9,10 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor}
 use serde_yaml::Value;
 
 use crate::error::{ConfigError, Location};
+use crate::locate::locate_in;
 use crate::schema::SkaffoldConfig;
-use crate::suggest::schema_error;
+use crate::suggest::{schema_error, tree_error};
+use crate::upgrade;
 
 /// The apiVersions skiff reads. `skaffold/v4` is the short form people write for the newest.
 pub const SUPPORTED_API_VERSIONS: &[&str] = &[
@@ -46,8 +48,13 @@ pub(crate) struct Document {
     pub text: std::sync::Arc<str>,
     /// The document as written, typed.
     pub config: SkaffoldConfig,
-    /// The document as a YAML tree, with top-level `.`-keys removed.
+    /// The document as a YAML tree, with top-level `.`-keys removed (upgraded, for an older
+    /// apiVersion).
     pub tree: Value,
+    /// The apiVersion as written, when it is an older one skiff upgraded in memory.
+    pub upgraded_from: Option<String>,
+    /// What the upgrade dropped or changed, for warnings.
+    pub upgrade_notes: Vec<crate::upgrade::Note>,
 }
 
 impl Document {
@@ -92,17 +99,71 @@ pub(crate) fn parse_documents(file: &Path, text: &str) -> Result<Vec<Document>, 
         .into_iter()
         .zip(serde_yaml::Deserializer::from_str(text))
     {
-        let typed = Option::<TopLevel>::deserialize(document)
-            .map_err(|error| schema_error(file, &error))?;
-        let Some(TopLevel(config)) = typed else {
+        let tree = strip_dot_keys(tree);
+        let older = tree
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .filter(|v| upgrade::is_older(v))
+            .map(str::to_owned);
+        let Some(version) = older else {
+            let typed = Option::<TopLevel>::deserialize(document)
+                .map_err(|error| schema_error(file, &error))?;
+            let Some(TopLevel(config)) = typed else {
+                continue;
+            };
+            documents.push(Document {
+                file: file.to_path_buf(),
+                index: documents.len(),
+                text: shared.clone(),
+                config,
+                tree,
+                upgraded_from: None,
+                upgrade_notes: Vec::new(),
+            });
             continue;
+        };
+        let index = documents.len();
+        let position =
+            |field: &str| locate_in(file, &shared, index, &crate::locate::field_steps(field));
+        let upgraded =
+            upgrade::upgrade(&tree, &version, None).map_err(|error| ConfigError::Invalid {
+                location: Some(position(&error.field)),
+                field: Some(error.field.clone()),
+                message: error.message,
+                help: None,
+            })?;
+        let mut unchanged = tree.clone();
+        if let Value::Mapping(map) = &mut unchanged {
+            map.insert("apiVersion".into(), upgrade::UPGRADED_TO.into());
+        }
+        let config = if unchanged == upgraded.tree {
+            // Nothing moved: read the text itself, so errors keep their exact positions.
+            let typed =
+                TopLevel::deserialize(document).map_err(|error| schema_error(file, &error))?;
+            typed.0
+        } else {
+            serde_path_to_error::deserialize::<_, TopLevel>(upgraded.tree.clone())
+                .map_err(|error| {
+                    let field = error.path().to_string();
+                    let location = position(&field);
+                    let mut error = tree_error(Some(location), error.inner());
+                    if let ConfigError::Invalid { field: slot, .. } = &mut error {
+                        if slot.is_none() && field != "." {
+                            *slot = Some(field);
+                        }
+                    }
+                    error
+                })?
+                .0
         };
         documents.push(Document {
             file: file.to_path_buf(),
-            index: documents.len(),
+            index,
             text: shared.clone(),
             config,
-            tree: strip_dot_keys(tree),
+            tree: upgraded.tree,
+            upgraded_from: Some(version),
+            upgrade_notes: upgraded.notes,
         });
     }
     if documents.is_empty() {
@@ -277,11 +338,11 @@ impl<'de> Visitor<'de> for Checked {
 }
 
 fn check_api_version(version: &str) -> Result<(), CheckError> {
-    if SUPPORTED_API_VERSIONS.contains(&version) {
+    if SUPPORTED_API_VERSIONS.contains(&version) || upgrade::is_older(version) {
         return Ok(());
     }
     Err(CheckError::Message(format!(
-        "unsupported apiVersion `{version}`; skiff reads skaffold/v3, skaffold/v4beta1 … skaffold/v4beta14 and skaffold/v4 (upgrade older files with `skaffold fix`)"
+        "unsupported apiVersion `{version}`; skiff reads every Skaffold apiVersion from skaffold/v1alpha1 to skaffold/v4beta14 (and skaffold/v4)"
     )))
 }
 

@@ -24,6 +24,7 @@
 mod defaults;
 mod document;
 mod error;
+mod fix;
 pub mod kubeconfig;
 mod locate;
 pub mod patch;
@@ -32,12 +33,14 @@ mod resolve;
 pub mod schema;
 mod suggest;
 mod templating;
+mod upgrade;
 mod validate;
 
 pub use defaults::{DEFAULT_RAW_YAML, STATUS_CHECK_DEADLINE_SECONDS};
 pub use document::{LATEST_API_VERSION, SUPPORTED_API_VERSIONS};
 pub use error::{ConfigError, Location, Warning};
-pub use resolve::{EffectiveConfig, LoadOptions, Loaded, load};
+pub use fix::{Fixed, fix};
+pub use resolve::{EffectiveConfig, LoadOptions, Loaded, config_file, load};
 
 /// The builder kinds an artifact sets (`docker`, `custom`, `ko`, …), as spelled in YAML.
 pub fn builder_kinds(artifact: &schema::Artifact) -> Vec<&'static str> {

@@ -16,19 +16,53 @@ pub(crate) enum Step<'a> {
     Index(usize),
 }
 
+/// The steps of a dotted field path (`a.b[0].c`), for locating it in the file. Map keys
+/// that contain dots are not told apart; locating is best effort.
+pub(crate) fn field_steps(field: &str) -> Vec<Step<'_>> {
+    let mut steps = Vec::new();
+    for part in field.split('.') {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            steps.push(Step::Key(&rest[..open]));
+            rest = &rest[open..];
+            while let Some(close) = rest.find(']') {
+                if let Ok(index) = rest[1..close].parse() {
+                    steps.push(Step::Index(index));
+                }
+                rest = &rest[close + 1..];
+                if !rest.starts_with('[') {
+                    break;
+                }
+            }
+        } else {
+            steps.push(Step::Key(rest));
+        }
+    }
+    steps
+}
+
 /// Where `path` stands in `document`, or the document's start when it cannot tell.
 pub(crate) fn locate(document: &Document, path: &[Step<'_>]) -> Location {
-    let text = &*document.text;
+    locate_in(&document.file, &document.text, document.index, path)
+}
+
+/// Where `path` stands in the `index`-th document of `file`, whose text is `text`.
+pub(crate) fn locate_in(
+    file: &std::path::Path,
+    text: &str,
+    index: usize,
+    path: &[Step<'_>],
+) -> Location {
     let line_starts: Vec<usize> = std::iter::once(0)
         .chain(text.match_indices('\n').map(|(i, _)| i + 1))
         .filter(|&i| i <= text.len())
         .collect();
     let lines: Vec<&str> = text.split('\n').collect();
-    let (start, end) = document_lines(&lines, document.index);
+    let (start, end) = document_lines(&lines, index);
     let found = find(&lines, start, end, -1, path).unwrap_or((start, 0));
     let (line, column) = found;
     Location {
-        file: document.file.clone(),
+        file: file.to_path_buf(),
         line: line + 1,
         column: column + 1,
         offset: line_starts.get(line).copied().unwrap_or(0) + column,

@@ -68,18 +68,24 @@ pub struct Loaded {
     pub warnings: Vec<Warning>,
 }
 
-/// Load, resolve, default and validate the configuration `options` names.
-pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
-    let file = match &options.config_file {
-        Some(file) => options.working_dir.join(file),
+/// The configuration file `options` names: `-f`, else `skaffold.yaml` (or `skaffold.yml`) in
+/// the working directory.
+pub fn config_file(options: &LoadOptions) -> Result<PathBuf, ConfigError> {
+    match &options.config_file {
+        Some(file) => Ok(options.working_dir.join(file)),
         None => ["skaffold.yaml", "skaffold.yml"]
             .iter()
             .map(|name| options.working_dir.join(name))
             .find(|path| path.is_file())
             .ok_or_else(|| ConfigError::NotFound {
                 dir: options.working_dir.clone(),
-            })?,
-    };
+            }),
+    }
+}
+
+/// Load, resolve, default and validate the configuration `options` names.
+pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
+    let file = config_file(options)?;
     let mut loader = Loader {
         options,
         request: ProfileRequest::parse(&options.profiles),
@@ -151,6 +157,29 @@ impl Loader<'_> {
             return Ok(documents.clone());
         }
         let documents = read_file(file)?;
+        for document in &documents {
+            let Some(version) = &document.upgraded_from else {
+                continue;
+            };
+            self.warnings.push(Warning {
+                location: Some(locate(document, &[Step::Key("apiVersion")])),
+                message: format!(
+                    "config version {version} is out of date: read as {} by upgrading it in memory, as Skaffold does; `skiff fix --overwrite` writes the upgraded file",
+                    crate::upgrade::UPGRADED_TO
+                ),
+            });
+            for note in &document.upgrade_notes {
+                let steps = note
+                    .field
+                    .as_deref()
+                    .map(crate::locate::field_steps)
+                    .unwrap_or_default();
+                self.warnings.push(Warning {
+                    location: Some(locate(document, &steps)),
+                    message: note.message.clone(),
+                });
+            }
+        }
         self.files.insert(file.to_path_buf(), documents.clone());
         Ok(documents)
     }
@@ -375,7 +404,7 @@ impl Loader<'_> {
                 .filter(|s| s.starts_with("did you mean"))
                 .map(|s| format!("{s} "))
                 .unwrap_or_default();
-            let steps = templating::field_steps(&variable.field);
+            let steps = crate::locate::field_steps(&variable.field);
             self.warnings.push(Warning {
                 location: Some(locate(document, &steps)),
                 message: format!(

@@ -13,7 +13,6 @@ use std::path::Path;
 use skiff_types::template::{LayeredVars, MissingKey, Template, TemplateError, Vars};
 
 use crate::error::ConfigError;
-use crate::locate::Step;
 use crate::schema::{HelmRelease, SkaffoldConfig};
 
 /// Names a build provides; templates that use them are rendered by the stages.
@@ -38,31 +37,6 @@ pub(crate) struct UnsetVariable {
     pub field: String,
     /// The variable.
     pub name: String,
-}
-
-/// The steps of a dotted field path (`a.b[0].c`), for locating it in the file. Map keys
-/// that contain dots are not told apart; locating is best effort.
-pub(crate) fn field_steps(field: &str) -> Vec<Step<'_>> {
-    let mut steps = Vec::new();
-    for part in field.split('.') {
-        let mut rest = part;
-        if let Some(open) = rest.find('[') {
-            steps.push(Step::Key(&rest[..open]));
-            rest = &rest[open..];
-            while let Some(close) = rest.find(']') {
-                if let Ok(index) = rest[1..close].parse() {
-                    steps.push(Step::Index(index));
-                }
-                rest = &rest[close + 1..];
-                if !rest.starts_with('[') {
-                    break;
-                }
-            }
-        } else {
-            steps.push(Step::Key(rest));
-        }
-    }
-    steps
 }
 
 struct Renderer<'a> {

@@ -90,14 +90,14 @@ fn wrong_type_says_what_was_expected() {
 
 #[test]
 fn bad_api_version() {
-    let (error, _) = load_text("apiVersion: skaffold/v2beta29\nkind: Config\n", &[]);
+    let (error, _) = load_text("apiVersion: skaffold/v9beta1\nkind: Config\n", &[]);
     assert_eq!(at(&error), (1, 13));
     let message = error.to_string();
     assert!(
-        message.contains("unsupported apiVersion `skaffold/v2beta29`"),
+        message.contains("unsupported apiVersion `skaffold/v9beta1`"),
         "{message}"
     );
-    assert!(message.contains("skaffold fix"), "{message}");
+    assert!(message.contains("skaffold/v1alpha1"), "{message}");
 
     let (error, _) = load_text("kind: Config\nbuild: {}\n", &[]);
     assert!(
@@ -295,4 +295,35 @@ fn missing_file_names_the_directory() {
     })
     .unwrap_err();
     assert!(error.to_string().contains("other.yaml"), "{error}");
+}
+
+#[test]
+fn errors_in_an_older_file_point_at_the_users_text() {
+    // Nothing moves in this upgrade: the text itself is read.
+    let (error, _) = load_text(
+        "apiVersion: skaffold/v2beta26\nkind: Config\nbuild:\n  artifacts:\n  - image: app\n    docker:\n      dockerfle: D\n",
+        &[],
+    );
+    assert_eq!(at(&error), (7, 7), "{error}");
+    assert!(
+        error.to_string().contains("did you mean `dockerfile`?"),
+        "{error}"
+    );
+
+    // Manifests move to `manifests.rawYaml`: the upgraded tree is read, errors still point
+    // at the field as written.
+    let (error, _) = load_text(
+        "apiVersion: skaffold/v2beta26\nkind: Config\nbuild:\n  artifacts:\n  - image: app\n    docker:\n      dockerfle: D\ndeploy:\n  kubectl:\n    manifests: [k8s/*.yaml]\n",
+        &[],
+    );
+    assert_eq!(at(&error), (7, 7), "{error}");
+    assert!(error.to_string().contains("dockerfle"), "{error}");
+
+    // What Skaffold refuses to upgrade, skiff refuses, naming the field.
+    let (error, _) = load_text(
+        "apiVersion: skaffold/v1alpha5\nkind: Config\nbuild:\n  acr: {}\n",
+        &[],
+    );
+    assert_eq!(at(&error).0, 4, "{error}");
+    assert!(error.to_string().contains("build.acr"), "{error}");
 }
