@@ -58,6 +58,12 @@ def strip_run_labels(obj):
 
 
 def docs(text):
+    # Skaffold prints a note about `--digest-source=none`, and what pre-render hooks print,
+    # on standard output: drop top-level lines that cannot be YAML of an object.
+    def is_noise(l):
+        return l.startswith("--digest-source set to") or (
+            l and not l[0].isspace() and ":" not in l and not l.startswith(("-", "#")))
+    text = "\n".join(l for l in text.splitlines() if not is_noise(l))
     try:
         return [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as e:
@@ -87,7 +93,7 @@ def main():
             if mode == "fix":
                 args = ["fix", "-f", name, "--version", "skaffold/v4beta12"]
             elif mode == "load":
-                args = ["diagnose", "-f", name]
+                args = ["diagnose", "-f", name, "--yaml-only"]
             else:
                 args = ["render", "-f", name, "--offline", "--digest-source=none"]
             a = run([skaffold] + args, work, env)

@@ -284,6 +284,7 @@ deploy:
                     file: PathBuf::from("/p/skaffold.yaml"),
                     active_profiles: profiles.iter().map(|p| (*p).to_owned()).collect(),
                     config: serde_yaml::from_str::<SkaffoldConfig>(yaml).unwrap(),
+                    unresolved_templates: Vec::new(),
                 })
                 .collect(),
             warnings: Vec::new(),

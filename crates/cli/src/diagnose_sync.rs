@@ -154,6 +154,7 @@ build:
             file: root.join("skaffold.yaml"),
             active_profiles: Vec::new(),
             config: serde_yaml::from_str::<SkaffoldConfig>(yaml).unwrap(),
+            unresolved_templates: Vec::new(),
         };
         let configs = vec![config];
         let out = lines(&configs, &configs[0]);

@@ -252,6 +252,7 @@ pub(crate) fn prepare(
         })),
         labels: parse_labels(&source.labels)?,
         without_run_labels: false,
+        without_deploy_namespace: false,
         namespace: cli.global.namespace.clone(),
         offline,
         kube_context: kube_context_name,
@@ -284,6 +285,7 @@ pub fn run(cli: &Cli, args: &RenderArgs, env: BTreeMap<String, String>) -> anyho
     let mut prepared = prepare(cli, &args.source, args.offline, env)?;
     // As `skaffold render`: no run labels, unless asked for with skiff's own `--run-id`.
     prepared.options.without_run_labels = args.source.run_id.is_none();
+    prepared.options.without_deploy_namespace = true;
     let outcome = runtime()?.block_on(RenderStage::new().render(
         &prepared.render_settings,
         &prepared.build_settings,

@@ -159,29 +159,16 @@ fn rendering_is_deterministic_and_writes_files() {
 }
 
 #[test]
-fn one_run_id_per_project_and_target_by_default() {
+fn render_is_the_same_every_time_and_carries_no_run_id() {
+    // The default run ID (one per project and target, see `skiff_runner::deploy::
+    // project_run_id`) belongs to deploys; `render` prints none, as `skaffold render`.
     let first = success(&skiff(&["render", "-i", IMAGES, "--offline"]));
     let second = success(&skiff(&["render", "-i", IMAGES, "--offline"]));
     assert_eq!(
         first, second,
-        "a second run of the same project changes nothing"
+        "a second render of the same project changes nothing"
     );
-    let other_namespace = success(&skiff(&[
-        "render",
-        "-i",
-        IMAGES,
-        "--offline",
-        "-n",
-        "other",
-    ]));
-    let run_id = |yaml: &str| {
-        yaml.lines()
-            .find_map(|l| l.trim().strip_prefix("skaffold.dev/run-id: "))
-            .unwrap()
-            .to_owned()
-    };
-    assert_eq!(run_id(&first).trim_matches('"').len(), 36);
-    assert_ne!(run_id(&first), run_id(&other_namespace));
+    assert!(!first.contains("skaffold.dev/run-id"), "{first}");
 }
 
 #[test]
@@ -288,6 +275,25 @@ fn project(yaml: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 #[test]
+fn a_strict_template_with_an_unset_variable_fails_only_where_it_is_used() {
+    let dir = project(
+        "apiVersion: skaffold/v4\nkind: Config\nmanifests:\n  rawYaml: [k8s/*.yaml]\nportForward:\n- resourceType: service\n  resourceName: \"web-{{.STAGE}}\"\n  port: 80\n",
+        &[(
+            "k8s/pod.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    image: nginx\n",
+        )],
+    );
+    // Rendering does not use port-forward targets: it works, with a warning.
+    let output = skiff_in(dir.path(), &["render", "--offline"], &[], None);
+    assert!(success(&output).contains("name: web"));
+    assert!(
+        stderr(&output).contains("portForward[0].resourceName"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn render_without_a_run_id_adds_no_run_labels() {
     let dir = project(
         "apiVersion: skaffold/v4\nkind: Config\nmanifests:\n  rawYaml: [k8s/*.yaml]\n",
@@ -310,27 +316,25 @@ fn render_without_a_run_id_adds_no_run_labels() {
 }
 
 #[test]
-fn a_glob_matching_nothing_warns_and_a_missing_file_fails() {
+fn the_default_glob_matching_nothing_warns_any_other_fails() {
     // Skaffold's default `k8s/*.yaml` in a project without manifests: a warning, no objects.
-    let dir = project(
-        "apiVersion: skaffold/v4\nkind: Config\nmanifests:\n  rawYaml: [deploy/*.yaml]\n",
-        &[],
-    );
+    let dir = project("apiVersion: skaffold/v4\nkind: Config\n", &[]);
     let output = skiff_in(dir.path(), &["render", "--offline"], &[], None);
     assert_eq!(success(&output), "");
     assert!(
-        stderr(&output).contains("deploy/*.yaml did not match any file"),
+        stderr(&output).contains("k8s/*.yaml did not match any file"),
         "{}",
         stderr(&output)
     );
 
+    // Any other list: Skaffold's validation fails, naming the entry; so does skiff.
     let dir = project(
-        "apiVersion: skaffold/v4\nkind: Config\nmanifests:\n  rawYaml: [deploy/app.yaml]\n",
+        "apiVersion: skaffold/v4\nkind: Config\nmanifests:\n  rawYaml: [deploy/*.yaml]\n",
         &[],
     );
     let error = failure(&skiff_in(dir.path(), &["render", "--offline"], &[], None));
     assert!(
-        error.starts_with("error: manifest `deploy/app.yaml` does not exist (in "),
+        error.starts_with("error: manifests.rawYaml: `deploy/*.yaml` matches no file (in "),
         "{error}"
     );
 }

@@ -41,6 +41,7 @@ pub use document::{LATEST_API_VERSION, SUPPORTED_API_VERSIONS};
 pub use error::{ConfigError, Location, Warning};
 pub use fix::{Fixed, fix};
 pub use resolve::{EffectiveConfig, LoadOptions, Loaded, config_file, load};
+pub use templating::UnresolvedTemplate;
 
 /// The builder kinds an artifact sets (`docker`, `custom`, `ko`, …), as spelled in YAML.
 pub fn builder_kinds(artifact: &schema::Artifact) -> Vec<&'static str> {

@@ -43,9 +43,21 @@ pub struct EffectiveConfig {
     /// The configuration: `profiles` removed, defaults filled in, templates that need only
     /// environment variables rendered (those that use `IMAGE_*` stay for the build stages).
     pub config: SkaffoldConfig,
+    /// Templated fields left unexpanded because a variable they need is not set, where
+    /// Skaffold fails only when it uses the field: the stage that uses one reports it.
+    pub unresolved_templates: Vec<crate::templating::UnresolvedTemplate>,
 }
 
 impl EffectiveConfig {
+    /// The error of the first unexpanded template in a field under one of `prefixes`
+    /// (`manifests.helm`, `build.tagPolicy`, …), for the stage that uses those fields.
+    pub fn unresolved_under(&self, prefixes: &[&str]) -> Option<ConfigError> {
+        self.unresolved_templates
+            .iter()
+            .find(|t| prefixes.iter().any(|p| t.field.starts_with(p)))
+            .map(crate::templating::UnresolvedTemplate::to_error)
+    }
+
     /// `metadata.name`, if set.
     pub fn name(&self) -> Option<&str> {
         self.config.metadata.as_ref()?.name.as_deref()
@@ -290,9 +302,21 @@ impl Loader<'_> {
         })?;
         config.api_version = Some(LATEST_API_VERSION.to_owned());
         self.migrate_legacy(document, &mut config);
-        let unset =
+        let rendered =
             templating::render_env_templates(&document.file, &mut config, &self.options.env)?;
-        self.warn_unset(document, unset);
+        self.warn_unset(document, rendered.unset);
+        for unresolved in &rendered.unresolved {
+            self.warnings.push(Warning {
+                location: Some(locate(
+                    document,
+                    &crate::locate::field_steps(&unresolved.field),
+                )),
+                message: format!(
+                    "{}: {}; Skaffold fails where it uses this field, and so will skiff",
+                    unresolved.field, unresolved.error
+                ),
+            });
+        }
         defaults::apply(&mut config);
         validate::config(document, &config)?;
 
@@ -367,6 +391,7 @@ impl Loader<'_> {
                 file: document.file.clone(),
                 active_profiles: active,
                 config,
+                unresolved_templates: rendered.unresolved,
             },
         });
         Ok(key)

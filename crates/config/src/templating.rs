@@ -39,10 +39,41 @@ pub(crate) struct UnsetVariable {
     pub name: String,
 }
 
+/// A field where Skaffold is strict about variables, whose template needs one that is not
+/// set. Skaffold fails only where it uses the field (helm release names when rendering, the
+/// tagger when building, …), so the stage that uses it reports this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnresolvedTemplate {
+    /// The file.
+    pub file: std::path::PathBuf,
+    /// The field, as a dotted path.
+    pub field: String,
+    /// Why it cannot be expanded.
+    pub error: TemplateError,
+}
+
+impl UnresolvedTemplate {
+    /// The error to report where the field is used.
+    pub fn to_error(&self) -> ConfigError {
+        ConfigError::Template {
+            file: self.file.clone(),
+            field: self.field.clone(),
+            source: self.error.clone(),
+        }
+    }
+}
+
+/// What rendering a config's templates left to report.
+#[derive(Debug, Default)]
+pub(crate) struct Rendered {
+    pub unset: Vec<UnsetVariable>,
+    pub unresolved: Vec<UnresolvedTemplate>,
+}
+
 struct Renderer<'a> {
     file: &'a Path,
     env: &'a BTreeMap<String, String>,
-    unset: Vec<UnsetVariable>,
+    out: Rendered,
 }
 
 impl Renderer<'_> {
@@ -67,9 +98,20 @@ impl Renderer<'_> {
         }
         let deferred = template.variables().iter().any(|v| is_build_variable(v));
         let vars = LayeredVars(vec![self.env, &BuildPlaceholders]);
-        let rendered = template.render_with(&vars, missing).map_err(error)?;
+        let rendered = match template.render_with(&vars, missing) {
+            Ok(rendered) => rendered,
+            Err(source @ TemplateError::MissingVariable { .. }) => {
+                self.out.unresolved.push(UnresolvedTemplate {
+                    file: self.file.to_path_buf(),
+                    field,
+                    error: source,
+                });
+                return Ok(());
+            }
+            Err(source) => return Err(error(source)),
+        };
         for name in template.unset_variables(&vars) {
-            self.unset.push(UnsetVariable {
+            self.out.unset.push(UnsetVariable {
                 field: field.clone(),
                 name: name.to_owned(),
             });
@@ -140,17 +182,18 @@ impl Renderer<'_> {
 
 /// Render (or check, when they need a build) every templated field of `config`.
 ///
-/// Returns the variables that are not set where a template printed them.
+/// Returns the variables that are not set where a template printed them, and the fields
+/// left unexpanded because Skaffold is strict there.
 pub(crate) fn render_env_templates(
     file: &Path,
     config: &mut SkaffoldConfig,
     env: &BTreeMap<String, String>,
-) -> Result<Vec<UnsetVariable>, ConfigError> {
+) -> Result<Rendered, ConfigError> {
     use MissingKey::{Error, NoValue};
     let mut r = Renderer {
         file,
         env,
-        unset: Vec::new(),
+        out: Rendered::default(),
     };
     if let Some(build) = config.build.as_mut() {
         for (i, artifact) in build.artifacts.iter_mut().flatten().enumerate() {
@@ -218,5 +261,5 @@ pub(crate) fn render_env_templates(
             Error,
         )?;
     }
-    Ok(r.unset)
+    Ok(r.out)
 }

@@ -25,13 +25,18 @@ pub(crate) struct Expansion {
 }
 
 /// The files `globs` select under `base_dir`. A pattern matching nothing is reported in
-/// [`Expansion::unmatched`]; a plain path naming no file is an error.
-pub(crate) fn expand_all(base_dir: &Path, globs: &[String]) -> Result<Expansion, RenderError> {
+/// [`Expansion::unmatched`] when `unmatched_is_warning`, an error otherwise; a plain path
+/// naming no file is always an error.
+pub(crate) fn expand_all(
+    base_dir: &Path,
+    globs: &[String],
+    unmatched_is_warning: bool,
+) -> Result<Expansion, RenderError> {
     let mut seen = HashSet::new();
     let mut expansion = Expansion::default();
     for glob in globs {
         let files = match expand(base_dir, glob) {
-            Err(RenderError::NoMatch { .. }) if is_glob(glob) => {
+            Err(RenderError::NoMatch { .. }) if unmatched_is_warning && is_glob(glob) => {
                 expansion.unmatched.push(glob.clone());
                 continue;
             }
@@ -271,6 +276,7 @@ mod tests {
         let files = expand_all(
             dir.path(),
             &["k8s/b.yaml".to_owned(), "k8s/*.yaml".to_owned()],
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -286,11 +292,13 @@ mod tests {
         let expansion = expand_all(
             dir.path(),
             &["deploy/*.yaml".to_owned(), "k8s/a.yaml".to_owned()],
+            true,
         )
         .unwrap();
         assert_eq!(names(dir.path(), &expansion.files), ["k8s/a.yaml"]);
         assert_eq!(expansion.unmatched, ["deploy/*.yaml"]);
-        let error = expand_all(dir.path(), &["k8s/missing.yaml".to_owned()]).unwrap_err();
+        assert!(expand_all(dir.path(), &["deploy/*.yaml".to_owned()], false).is_err());
+        let error = expand_all(dir.path(), &["k8s/missing.yaml".to_owned()], true).unwrap_err();
         assert!(
             matches!(&error, RenderError::NoMatch { glob, .. } if glob == "k8s/missing.yaml"),
             "{error}"

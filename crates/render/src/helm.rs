@@ -371,7 +371,7 @@ mod tests {
         let mut release = release();
         release.set_value_templates = BTreeMap::from([(
             "image".into(),
-            Template::parse("{{.IMAGE_REPO_other}}").unwrap(),
+            Template::parse("{{.IMAGE_REPO_other | lower}}").unwrap(),
         )]);
         let error = template_command(
             Path::new("helm"),

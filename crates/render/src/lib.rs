@@ -54,6 +54,7 @@
 
 mod glob;
 pub mod helm;
+pub mod hooks;
 mod kinds;
 mod objects;
 mod options;
@@ -81,9 +82,9 @@ pub use skiff_types::labels::{MANAGED_BY_LABEL, RUN_ID_LABEL};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RenderError {
-    /// A `rawYaml` path without a pattern names no file. (A pattern matching nothing is a
-    /// warning, as in Skaffold.)
-    #[error("manifest `{glob}` does not exist (in {}); fix the path in manifests.rawYaml", dir.display())]
+    /// A `rawYaml` entry matches no file. (Skaffold's default `k8s/*.yaml` matching nothing is
+    /// only a warning, as in Skaffold.)
+    #[error("manifests.rawYaml: `{glob}` matches no file (in {}); check the path and naming", dir.display())]
     NoMatch {
         /// The glob as configured.
         glob: String,
@@ -256,6 +257,20 @@ impl ManifestRenderer {
         &self.options
     }
 
+    /// The environment of hooks: the caller's, and Skaffold's `SKAFFOLD_KUBE_CONTEXT` and
+    /// `SKAFFOLD_NAMESPACES`.
+    fn hook_env(&self) -> BTreeMap<String, String> {
+        let mut env = self.options.env.clone();
+        if let Some(context) = &self.options.kube_context {
+            env.insert("SKAFFOLD_KUBE_CONTEXT".into(), context.clone());
+        }
+        env.insert(
+            "SKAFFOLD_NAMESPACES".into(),
+            self.options.namespace.clone().unwrap_or_default(),
+        );
+        env
+    }
+
     /// The labels every object gets, in order.
     fn labels(&self) -> Vec<(String, String)> {
         let mut labels = BTreeMap::new();
@@ -276,7 +291,7 @@ impl ManifestRenderer {
             .namespace
             .as_deref()
             .filter(|n| !n.is_empty())
-            .or(source_default.filter(|n| !n.is_empty()))
+            .or(source_default.filter(|n| !n.is_empty() && self.options.source_namespaces))
             .map(str::to_owned)
     }
 
@@ -292,7 +307,8 @@ impl ManifestRenderer {
             match source {
                 Source::RawYaml(raw) => {
                     let namespace = self.namespace_for(raw.default_namespace.as_deref());
-                    let expansion = glob::expand_all(&raw.base_dir, &raw.globs)?;
+                    let expansion =
+                        glob::expand_all(&raw.base_dir, &raw.globs, raw.unmatched_is_warning)?;
                     for unmatched in &expansion.unmatched {
                         message(
                             reporter,
@@ -437,8 +453,16 @@ impl ManifestRenderer {
     /// Parses, transforms and writes every document of `streams`; splits large inputs across
     /// threads (the output is the same either way).
     fn process(&self, streams: &[Stream], images: &[BuiltImage]) -> ChunkResult {
-        let transformer =
-            transform::Transformer::new(self.selector.clone(), images, &self.labels());
+        self.process_with(streams, images, &self.labels())
+    }
+
+    fn process_with(
+        &self,
+        streams: &[Stream],
+        images: &[BuiltImage],
+        labels: &[(String, String)],
+    ) -> ChunkResult {
+        let transformer = transform::Transformer::new(self.selector.clone(), images, labels);
         let work: Vec<(usize, yaml::RawDocument<'_>)> = streams
             .iter()
             .enumerate()
@@ -556,8 +580,50 @@ impl Renderer for ManifestRenderer {
         images: &[BuiltImage],
         reporter: &dyn Reporter,
     ) -> Result<ManifestSet, RenderError> {
+        let hooks = &self.options.hooks;
+        let env = self.hook_env();
+        if !hooks.before.is_empty() {
+            hooks::starting(reporter, "pre");
+            for hook in &hooks.before {
+                hooks::run(hook, "before", &env, None, false, reporter).await?;
+            }
+            hooks::completed(reporter, "pre");
+        }
         let streams = self.streams(images, reporter).await?;
-        let (manifests, used) = self.process(&streams, images)?;
+        let (mut manifests, used) = self.process(&streams, images)?;
+        if !hooks.after.is_empty() {
+            hooks::starting(reporter, "post");
+            for hook in &hooks.after {
+                let input = ManifestSet {
+                    manifests: manifests.clone(),
+                }
+                .to_yaml_stream();
+                let output =
+                    hooks::run(&hook.host, "after", &env, Some(&input), hook.with_change, reporter)
+                        .await?;
+                let Some(output) = output.filter(|_| hook.with_change) else {
+                    continue;
+                };
+                if output.trim().is_empty() {
+                    return Err(RenderError::ToolFailed {
+                        what: "manifests.hooks.after".into(),
+                        command: hook.host.command.join(" "),
+                        status: "printed nothing".into(),
+                        stderr: "a post-render hook `withChange` must print the manifests to use"
+                            .into(),
+                    });
+                }
+                // What the hook printed is used as it is: images, labels and namespaces were
+                // set before it ran.
+                let stream = Stream {
+                    origin: format!("the output of `{}`", hook.host.command.join(" ")),
+                    text: output,
+                    namespace: None,
+                };
+                manifests = self.process_with(&[stream], &[], &[])?.0;
+            }
+            hooks::completed(reporter, "post");
+        }
         for (image, used) in images.iter().zip(used) {
             if !used {
                 message(

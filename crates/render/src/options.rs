@@ -24,6 +24,10 @@ pub struct RenderOptions {
     /// `-n/--namespace`: set on namespaced objects that have none; wins over every source's
     /// default namespace and over helm releases' namespaces.
     pub namespace: Option<String>,
+    /// Whether sources' default namespaces (`deploy.kubectl.defaultNamespace`) are set on
+    /// objects that have none. Skaffold applies them when deploying, not in what `render`
+    /// prints.
+    pub source_namespaces: bool,
     /// `resourceSelector`: extra kinds and fields to change, or kinds to leave alone.
     pub resource_selector: ResourceSelector,
     /// `--offline`: never pass cluster settings (`--kube-context`, `--kubeconfig`) to the tools
@@ -38,6 +42,8 @@ pub struct RenderOptions {
     pub env: BTreeMap<String, String>,
     /// Where to look for `helm`, `kustomize` and `kubectl` (the caller's `PATH`, split).
     pub search_path: Vec<PathBuf>,
+    /// `manifests.hooks`.
+    pub hooks: crate::hooks::RenderHooks,
 }
 
 impl Default for RenderOptions {
@@ -48,12 +54,14 @@ impl Default for RenderOptions {
             labels: BTreeMap::new(),
             add_skiff_labels: true,
             namespace: None,
+            source_namespaces: true,
             resource_selector: ResourceSelector::default(),
             offline: false,
             kube_context: None,
             kubeconfig: None,
             env: BTreeMap::new(),
             search_path: Vec::new(),
+            hooks: crate::hooks::RenderHooks::default(),
         }
     }
 }
@@ -85,6 +93,10 @@ pub struct RawYamlSource {
     pub globs: Vec<String>,
     /// `deploy.kubectl.defaultNamespace` of the config these come from.
     pub default_namespace: Option<String>,
+    /// Whether a pattern matching no file is only a warning rather than an error. Skaffold
+    /// warns for its default list (`k8s/*.yaml`, the manifests a config without any gets)
+    /// and fails validation for any other.
+    pub unmatched_is_warning: bool,
 }
 
 /// `manifests.kustomize`.

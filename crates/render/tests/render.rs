@@ -447,6 +447,7 @@ async fn raw_yaml_files_in_glob_order() {
         base_dir: base.clone(),
         globs: vec!["k8s/*.yaml".into()],
         default_namespace: None,
+        unmatched_is_warning: false,
     });
     let images = [built("localhost:5000/api", "localhost:5000/api:v3")];
     let rendered = render_with(options(vec![source]), &images).await.unwrap();
@@ -469,11 +470,12 @@ async fn raw_yaml_files_in_glob_order() {
 }
 
 #[tokio::test]
-async fn a_glob_matching_nothing_is_a_warning_and_a_missing_file_an_error() {
+async fn an_unmatched_default_glob_is_a_warning_any_other_an_error() {
     let source = Source::RawYaml(RawYamlSource {
         base_dir: fixtures().join("raw"),
         globs: vec!["k8s/*.yaml".into(), "deploy/*.yml".into()],
         default_namespace: None,
+        unmatched_is_warning: true,
     });
     let reporter = CollectingReporter::default();
     let rendered = ManifestRenderer::new(options(vec![source]))
@@ -499,6 +501,7 @@ async fn a_glob_matching_nothing_is_a_warning_and_a_missing_file_an_error() {
         base_dir: fixtures().join("raw"),
         globs: vec!["deploy/app.yml".into()],
         default_namespace: None,
+        unmatched_is_warning: true,
     });
     let error = render_with(options(vec![source]), &[]).await.unwrap_err();
     assert!(
@@ -506,6 +509,19 @@ async fn a_glob_matching_nothing_is_a_warning_and_a_missing_file_an_error() {
         "{error}"
     );
     assert!(error.to_string().contains("`deploy/app.yml`"), "{error}");
+
+    // Where Skaffold's validation fails (any list but its default), so does skiff.
+    let source = Source::RawYaml(RawYamlSource {
+        base_dir: fixtures().join("raw"),
+        globs: vec!["k8s/*.yaml".into(), "deploy/*.yml".into()],
+        default_namespace: None,
+        unmatched_is_warning: false,
+    });
+    let error = render_with(options(vec![source]), &[]).await.unwrap_err();
+    assert!(
+        matches!(&error, RenderError::NoMatch { glob, .. } if glob == "deploy/*.yml"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -514,6 +530,7 @@ async fn bad_yaml_names_file_document_and_line() {
         base_dir: fixtures().join("raw"),
         globs: vec!["bad.yaml".into()],
         default_namespace: None,
+        unmatched_is_warning: false,
     });
     let error = render_with(options(vec![source]), &[]).await.unwrap_err();
     let message = error.to_string();
@@ -909,4 +926,82 @@ mod never_panics {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn hooks_run_before_and_after_and_with_change_replace_the_manifests() {
+    use skiff_render::hooks::{HostHook, PostRenderHook, RenderHooks};
+    let dir = tempfile::tempdir().unwrap();
+    let sh = |script: &str| HostHook {
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        os: vec![],
+        dir: Some(dir.path().to_path_buf()),
+    };
+    let mut options = options(vec![inline(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    image: web\n",
+    )]);
+    options.env = BTreeMap::from([("PATH".to_owned(), std::env::var("PATH").unwrap())]);
+    options.hooks = RenderHooks {
+        before: vec![sh("echo before > before.txt; echo pre-render says hi")],
+        after: vec![
+            PostRenderHook {
+                host: sh("cat > seen.yaml; echo post-render says hi"),
+                with_change: false,
+            },
+            PostRenderHook {
+                host: sh("sed 's/name: web$/name: changed/'"),
+                with_change: true,
+            },
+            PostRenderHook {
+                host: HostHook {
+                    os: vec!["windows".into()],
+                    ..sh("exit 1")
+                },
+                with_change: true,
+            },
+        ],
+    };
+    let reporter = CollectingReporter::default();
+    let rendered = ManifestRenderer::new(options)
+        .render(&[built("web", "web:v1")], &reporter)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(dir.path().join("before.txt").is_file());
+    // The after hook saw the rendered objects: image and labels applied.
+    let seen = std::fs::read_to_string(dir.path().join("seen.yaml")).unwrap();
+    assert!(seen.contains("image: web:v1"), "{seen}");
+    assert!(seen.contains("skaffold.dev/run-id: run-1"), "{seen}");
+    assert_eq!(rendered.manifests.len(), 1);
+    assert_eq!(rendered.manifests[0].name.as_deref(), Some("changed"));
+    assert!(rendered.manifests[0].yaml.contains("image: web:v1"));
+    let said: Vec<String> = reporter
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message { text, .. } if text.contains("says hi") => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said, ["pre-render says hi", "post-render says hi"]);
+
+    // A failing hook fails the render, naming it.
+    let mut options = options_for_failure();
+    options.hooks.before = vec![HostHook {
+        command: vec!["sh".into(), "-c".into(), "echo broken >&2; exit 3".into()],
+        os: vec![],
+        dir: None,
+    }];
+    let error = ManifestRenderer::new(options)
+        .render(&[], &NullReporter)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("manifests.hooks.before"), "{error}");
+    assert!(error.contains("broken"), "{error}");
+}
+
+fn options_for_failure() -> RenderOptions {
+    let mut options = options(vec![]);
+    options.env = BTreeMap::from([("PATH".to_owned(), std::env::var("PATH").unwrap())]);
+    options
 }

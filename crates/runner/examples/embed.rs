@@ -99,6 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             run_id: Some(format!("embed-{}", std::process::id())),
             labels: BTreeMap::new(),
             without_run_labels: false,
+            without_deploy_namespace: false,
             namespace: None,
             offline: true,
             kube_context: None,

@@ -232,7 +232,9 @@ struct Pipeline {
 impl Pipeline {
     fn new(configs: &[EffectiveConfig], options: &DevOptions) -> Result<Pipeline, RunnerError> {
         let mut deploy = deploy_settings(configs);
-        if !options.forwards(PortForwardMode::User) {
+        if options.forwards(PortForwardMode::User) {
+            crate::settings::unresolved_templates(configs, &["portForward"])?;
+        } else {
             deploy.docker_ports.clear();
         }
         let render = render_settings(configs)?;

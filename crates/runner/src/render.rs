@@ -49,6 +49,9 @@ pub struct RenderSettings {
     pub sources: Vec<Source>,
     /// Every config's `resourceSelector`, merged in config order.
     pub resource_selector: ResourceSelector,
+    /// Every config's `manifests.hooks`, in config order (their directories resolved against
+    /// the config's).
+    pub hooks: skiff_render::hooks::RenderHooks,
     /// Settings skiff accepts but does not act on, for the user to know.
     pub warnings: Vec<String>,
 }
@@ -135,6 +138,7 @@ fn filters(filters: Option<&Vec<schema::ResourceFilter>>) -> Vec<ResourceFilter>
 
 /// The render settings of `configs` (each config's paths are relative to its own file).
 pub fn render_settings(configs: &[EffectiveConfig]) -> Result<RenderSettings, RunnerError> {
+    crate::settings::unresolved_templates(configs, &["manifests.helm", "deploy.helm"])?;
     let mut settings = RenderSettings::default();
     for config in configs {
         let base_dir = config.base_dir().to_path_buf();
@@ -165,6 +169,10 @@ pub fn render_settings(configs: &[EffectiveConfig]) -> Result<RenderSettings, Ru
                     base_dir: base_dir.clone(),
                     globs: globs.clone(),
                     default_namespace: default_namespace.clone(),
+                    // Skaffold's validation skips its default list and fails on any other
+                    // entry that matches nothing; rendering then warns about the default.
+                    unmatched_is_warning: globs.len() == 1
+                        && globs[0] == skiff_config::DEFAULT_RAW_YAML,
                 }));
             }
             if let Some(remote) = manifests
@@ -221,11 +229,30 @@ pub fn render_settings(configs: &[EffectiveConfig]) -> Result<RenderSettings, Ru
                     settings.sources.push(unsupported(field, "kpt functions"));
                 }
             }
-            if manifests.hooks.is_some() {
-                settings.warnings.push(format!(
-                    "{}: manifests.hooks are not run by skiff yet",
-                    config.file.display()
-                ));
+            if let Some(hooks) = &manifests.hooks {
+                use skiff_render::hooks::{HostHook, PostRenderHook};
+                let dir = |d: &Option<String>| d.as_ref().map(|d| base_dir.join(d));
+                for item in hooks.before.iter().flatten() {
+                    if let Some(host) = &item.host {
+                        settings.hooks.before.push(HostHook {
+                            command: host.command.clone(),
+                            os: host.os.clone().unwrap_or_default(),
+                            dir: dir(&host.dir),
+                        });
+                    }
+                }
+                for item in hooks.after.iter().flatten() {
+                    if let Some(host) = &item.host {
+                        settings.hooks.after.push(PostRenderHook {
+                            host: HostHook {
+                                command: host.command.clone(),
+                                os: host.os.clone().unwrap_or_default(),
+                                dir: dir(&host.dir),
+                            },
+                            with_change: host.with_change.unwrap_or(false),
+                        });
+                    }
+                }
             }
             if manifests.output.is_some() {
                 settings.warnings.push(format!(
@@ -337,6 +364,9 @@ pub struct RenderRunOptions {
     /// Leave out the run labels (`skaffold.dev/run-id`, `app.kubernetes.io/managed-by`): what
     /// `render` prints, as Skaffold's does, carries none; they belong to a deploy.
     pub without_run_labels: bool,
+    /// Leave out `deploy.kubectl.defaultNamespace` (still `-n`): as Skaffold, `render` prints
+    /// objects without the namespace the deployer would apply them in.
+    pub without_deploy_namespace: bool,
     /// `-n/--namespace`.
     pub namespace: Option<String>,
     /// `--offline`.
@@ -368,12 +398,14 @@ pub fn render_options(settings: &RenderSettings, options: &RenderRunOptions) -> 
         labels: options.labels.clone(),
         add_skiff_labels: !options.without_run_labels,
         namespace: options.namespace.clone().filter(|n| !n.is_empty()),
+        source_namespaces: !options.without_deploy_namespace,
         resource_selector: settings.resource_selector.clone(),
         offline: options.offline,
         kube_context: options.kube_context.clone(),
         kubeconfig: options.kubeconfig.clone(),
         env: options.build.env.clone(),
         search_path: options.search_path.clone(),
+        hooks: settings.hooks.clone(),
     }
 }
 

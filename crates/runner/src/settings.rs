@@ -49,7 +49,21 @@ fn template(image: &str, field: String, source: &str) -> Result<Template, Runner
 }
 
 /// The build settings of `configs` (each config's paths are relative to its own file).
+/// Fails with the first template under `prefixes` that a variable that is not set left
+/// unexpanded: the stage about to use those fields cannot, as in Skaffold.
+pub(crate) fn unresolved_templates(
+    configs: &[EffectiveConfig],
+    prefixes: &[&str],
+) -> Result<(), RunnerError> {
+    match configs.iter().find_map(|c| c.unresolved_under(prefixes)) {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
+}
+
 pub fn build_settings(configs: &[EffectiveConfig]) -> Result<BuildSettings, RunnerError> {
+    // An `envTemplate` tagger whose variable is not set keeps its source: the tagger renders
+    // it when tagging and fails there, naming the variable, as Skaffold does.
     let mut settings = BuildSettings {
         artifacts: Vec::new(),
         tag_policies: Vec::new(),
@@ -290,6 +304,7 @@ mod tests {
             file: std::path::PathBuf::from("/p/skaffold.yaml"),
             active_profiles: Vec::new(),
             config: serde_yaml::from_str(yaml).unwrap(),
+            unresolved_templates: Vec::new(),
         };
         build_settings(&[config]).unwrap()
     }

@@ -125,6 +125,7 @@ fn options(dir: &Path) -> DevOptions {
             run_id: Some("test-run".into()),
             labels: BTreeMap::new(),
             without_run_labels: false,
+            without_deploy_namespace: false,
             namespace: None,
             offline: true,
             kube_context: None,
