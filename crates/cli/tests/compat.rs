@@ -192,7 +192,13 @@ fn skiff_fix_upgrades_as_skaffold_fix_does() {
         check(
             &case,
             "fix",
-            &["fix", "-f", "skaffold.yaml", "--version", "skaffold/v4beta12"],
+            &[
+                "fix",
+                "-f",
+                "skaffold.yaml",
+                "--version",
+                "skaffold/v4beta12",
+            ],
             &mut failures,
         );
     }
@@ -206,9 +212,76 @@ fn skiff_render_prints_what_skaffold_render_prints() {
         check(
             &case,
             "render",
-            &["render", "-f", "skaffold.yaml", "--offline", "--digest-source=none"],
+            &[
+                "render",
+                "-f",
+                "skaffold.yaml",
+                "--offline",
+                "--digest-source=none",
+            ],
             &mut failures,
         );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn fix_overwrite_keeps_a_backup_and_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = "# the app\napiVersion: skaffold/v2beta10\nkind: Config\nbuild:\n  # what we build\n  artifacts:\n  - image: app\ndeploy:\n  kubectl:\n    manifests: [k8s/*.yaml]\n";
+    std::fs::write(dir.path().join("skaffold.yaml"), original).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(SKIFF)
+            .current_dir(dir.path())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let printed = run(&["fix"]);
+    assert!(printed.status.success(), "{printed:?}");
+    let printed = String::from_utf8(printed.stdout).unwrap();
+    assert!(
+        printed.starts_with("# the app\napiVersion: skaffold/v4beta14\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("  # what we build\n  artifacts:\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("manifests:\n  rawYaml:\n  - k8s/*.yaml\n"),
+        "{printed}"
+    );
+    // Printing changed nothing on disk.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("skaffold.yaml")).unwrap(),
+        original
+    );
+
+    let written = run(&["fix", "--overwrite"]);
+    assert!(written.status.success(), "{written:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("skaffold.yaml.v2")).unwrap(),
+        original
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("skaffold.yaml")).unwrap(),
+        printed
+    );
+    let again = run(&["fix"]);
+    assert_eq!(
+        String::from_utf8(again.stdout).unwrap(),
+        "config is already version skaffold/v4beta14\n"
+    );
+    // The upgraded file loads without the upgrade warning.
+    let diagnose = run(&["diagnose", "--yaml-only"]);
+    assert!(diagnose.status.success(), "{diagnose:?}");
+    assert!(
+        !String::from_utf8(diagnose.stderr)
+            .unwrap()
+            .contains("out of date"),
+        "no upgrade needed any more"
+    );
 }

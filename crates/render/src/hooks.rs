@@ -143,10 +143,18 @@ pub(crate) async fn run(
 
 /// Reports that the hooks of `phase` start (Skaffold's "Starting pre-render hooks...").
 pub(crate) fn starting(reporter: &dyn Reporter, phase: &str) {
-    report(reporter, Level::Info, format!("Starting {phase}-render hooks..."));
+    report(
+        reporter,
+        Level::Info,
+        format!("Starting {phase}-render hooks..."),
+    );
 }
 
 /// Reports that the hooks of `phase` completed.
 pub(crate) fn completed(reporter: &dyn Reporter, phase: &str) {
-    report(reporter, Level::Info, format!("Completed {phase}-render hooks"));
+    report(
+        reporter,
+        Level::Info,
+        format!("Completed {phase}-render hooks"),
+    );
 }

@@ -598,9 +598,15 @@ impl Renderer for ManifestRenderer {
                     manifests: manifests.clone(),
                 }
                 .to_yaml_stream();
-                let output =
-                    hooks::run(&hook.host, "after", &env, Some(&input), hook.with_change, reporter)
-                        .await?;
+                let output = hooks::run(
+                    &hook.host,
+                    "after",
+                    &env,
+                    Some(&input),
+                    hook.with_change,
+                    reporter,
+                )
+                .await?;
                 let Some(output) = output.filter(|_| hook.with_change) else {
                     continue;
                 };
