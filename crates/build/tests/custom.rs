@@ -284,7 +284,13 @@ async fn build_command_templates_are_rendered() {
     result.unwrap();
     assert_eq!(lines, ["v1-env-value"]);
 
-    let missing = artifact(dir.path(), Some("echo {{.NOPE}}"));
+    // As Skaffold (Go's default `missingkey`): a variable that is not set prints `<no value>`.
+    let missing = artifact(dir.path(), Some("echo '{{.NOPE}}'"));
+    let (result, lines) = build(&CustomBuilder::new(None), &request(&missing, &env, false)).await;
+    result.unwrap();
+    assert_eq!(lines, ["<no value>"]);
+    // Given to a function, it is an error, naming the field.
+    let missing = artifact(dir.path(), Some("echo {{.NOPE | lower}}"));
     let (result, _) = build(&CustomBuilder::new(None), &request(&missing, &env, false)).await;
     match result.unwrap_err() {
         BuildError::Template { field, .. } => assert_eq!(field, "custom.buildCommand"),
