@@ -327,6 +327,33 @@ async fn tolerated_failures_are_reported_until_the_deadline() {
             ),
         )
         .await;
+        // The kubelet needs a moment (longer on a loaded machine) before the pod's container
+        // is waiting with ErrImageNeverPull: the check starts once it is.
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let started = Instant::now();
+        loop {
+            let list = pods.list(&ListParams::default()).await.unwrap();
+            let waiting = list.items.iter().any(|pod| {
+                pod.status
+                    .iter()
+                    .flat_map(|s| s.container_statuses.iter().flatten())
+                    .any(|c| {
+                        c.state
+                            .as_ref()
+                            .and_then(|s| s.waiting.as_ref())
+                            .and_then(|w| w.reason.as_deref())
+                            == Some("ErrImageNeverPull")
+                    })
+            });
+            if waiting {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the pod never reached ErrImageNeverPull"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         let reporter = CollectingReporter::default();
         let deadline = Duration::from_secs(10);
         let checker = checker(&client, deadline, true);

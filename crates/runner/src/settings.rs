@@ -48,7 +48,6 @@ fn template(image: &str, field: String, source: &str) -> Result<Template, Runner
     })
 }
 
-/// The build settings of `configs` (each config's paths are relative to its own file).
 /// Fails with the first template under `prefixes` that a variable that is not set left
 /// unexpanded: the stage about to use those fields cannot, as in Skaffold.
 pub(crate) fn unresolved_templates(
@@ -61,6 +60,7 @@ pub(crate) fn unresolved_templates(
     }
 }
 
+/// The build settings of `configs` (each config's paths are relative to its own file).
 pub fn build_settings(configs: &[EffectiveConfig]) -> Result<BuildSettings, RunnerError> {
     // An `envTemplate` tagger whose variable is not set keeps its source: the tagger renders
     // it when tagging and fails there, naming the variable, as Skaffold does.
