@@ -37,33 +37,52 @@ fn is_loopback_url(url: &str) -> bool {
     host == "localhost" || host.starts_with("127.") || rest.starts_with("[::1]")
 }
 
-fn kubeconfig_path(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+/// The kubeconfig files in effect: every `$KUBECONFIG` entry in order (`--kubeconfig` reaches
+/// here as `$KUBECONFIG`), else `$HOME/.kube/config`.
+fn kubeconfig_paths(env: &BTreeMap<String, String>) -> Vec<PathBuf> {
     match env.get("KUBECONFIG").filter(|v| !v.is_empty()) {
-        Some(list) => Some(PathBuf::from(list.split(':').find(|p| !p.is_empty())?)),
-        None => Some(PathBuf::from(env.get("HOME")?).join(".kube").join("config")),
+        Some(list) => std::env::split_paths(list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        None => env
+            .get("HOME")
+            .map(|home| PathBuf::from(home).join(".kube").join("config"))
+            .into_iter()
+            .collect(),
     }
 }
 
-/// The context `name` (or the current context when `None`) of the kubeconfig that
-/// `$KUBECONFIG` (its first entry) or `$HOME/.kube/config` names, when it can be read.
+/// The context `name` (or the current context when `None`) of the kubeconfig in effect, merged
+/// as kubectl and the deploy stage's client merge several files: the first file that sets
+/// `current-context` decides it, and the first definition of a context or cluster name wins.
 pub fn kube_context(env: &BTreeMap<String, String>, name: Option<&str>) -> Option<KubeContext> {
-    let text = std::fs::read_to_string(kubeconfig_path(env)?).ok()?;
-    let value: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    let files: Vec<serde_yaml::Value> = kubeconfig_paths(env)
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .filter_map(|text| serde_yaml::from_str(&text).ok())
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
     let name = match name {
         Some(name) => name.to_owned(),
-        None => value
-            .get("current-context")?
-            .as_str()
-            .filter(|s| !s.is_empty())?
-            .to_owned(),
+        None => files.iter().find_map(|value| {
+            value
+                .get("current-context")?
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        })?,
     };
     let named = |list: &str, wanted: &str| {
-        value
-            .get(list)?
-            .as_sequence()?
-            .iter()
-            .find(|entry| entry.get("name").and_then(|n| n.as_str()) == Some(wanted))
-            .cloned()
+        files.iter().find_map(|value| {
+            value
+                .get(list)?
+                .as_sequence()?
+                .iter()
+                .find(|entry| entry.get("name").and_then(|n| n.as_str()) == Some(wanted))
+                .cloned()
+        })
     };
     let server = named("contexts", &name)
         .and_then(|c| {
@@ -111,5 +130,34 @@ mod tests {
             .is_local()
         );
         assert!(kube_context(&BTreeMap::new(), None).is_none());
+    }
+
+    #[test]
+    fn several_files_merge_as_kubectl_merges_them() {
+        let dir = tempfile::tempdir().unwrap();
+        // The first file names no current context and defines the remote cluster; the second
+        // sets the current context and defines a local cluster of the same name, which loses.
+        let first = dir.path().join("a");
+        std::fs::write(
+            &first,
+            "apiVersion: v1\nkind: Config\ncontexts:\n- name: work\n  context: {cluster: shared, user: u}\nclusters:\n- name: shared\n  cluster: {server: \"https://k8s.example.com\"}\n",
+        )
+        .unwrap();
+        let second = dir.path().join("b");
+        std::fs::write(
+            &second,
+            "apiVersion: v1\nkind: Config\ncurrent-context: work\nclusters:\n- name: shared\n  cluster: {server: \"https://127.0.0.1:6443\"}\n",
+        )
+        .unwrap();
+        let list = std::env::join_paths([&first, &second]).unwrap();
+        let env = BTreeMap::from([("KUBECONFIG".to_owned(), list.to_string_lossy().into_owned())]);
+        let context = kube_context(&env, None).unwrap();
+        assert_eq!(context.name, "work");
+        assert_eq!(context.server.as_deref(), Some("https://k8s.example.com"));
+        assert!(!context.is_local(), "images for a remote cluster are pushed");
+        // A missing entry is skipped, as kubectl skips it.
+        let list = std::env::join_paths([dir.path().join("missing"), second.clone()]).unwrap();
+        let env = BTreeMap::from([("KUBECONFIG".to_owned(), list.to_string_lossy().into_owned())]);
+        assert_eq!(kube_context(&env, None).unwrap().name, "work");
     }
 }

@@ -133,6 +133,36 @@ pub(crate) fn expand(base_dir: &Path, glob: &str) -> Result<Vec<PathBuf>, Render
     Ok(files)
 }
 
+/// A matcher for the paths `glob` (relative to `base_dir`) selects, built as [`expand`]
+/// builds it: `*` and `?` stay within a path component, `**` crosses them.
+pub(crate) fn matcher(base_dir: &Path, glob: &str) -> Result<globset::GlobMatcher, RenderError> {
+    let full = base_dir.join(glob);
+    let mut pattern = String::new();
+    let mut in_pattern = false;
+    for component in full.components() {
+        let text = component.as_os_str().to_string_lossy();
+        let is_glob = in_pattern || (matches!(component, Component::Normal(_)) && is_pattern(&text));
+        if !pattern.is_empty() && !pattern.ends_with('/') {
+            pattern.push('/');
+        }
+        if is_glob {
+            in_pattern = true;
+            pattern.push_str(&text);
+        } else {
+            pattern.push_str(&escape(&text));
+        }
+    }
+    GlobBuilder::new(&pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|error| RenderError::InvalidGlob {
+            glob: glob.to_owned(),
+            message: error.kind().to_string(),
+        })
+}
+
 /// `text` with glob metacharacters escaped.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

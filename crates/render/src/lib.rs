@@ -55,6 +55,7 @@
 mod glob;
 pub mod helm;
 pub mod hooks;
+mod inputs;
 mod kinds;
 mod objects;
 mod options;
@@ -69,6 +70,8 @@ use skiff_types::event::{Event, Level, Reporter};
 use skiff_types::image::BuiltImage;
 use skiff_types::manifest::Manifest;
 pub use skiff_types::manifest::ManifestSet;
+
+pub use crate::inputs::ManifestInputs;
 
 pub use crate::options::{
     HelmChart, HelmFlags, HelmRelease, HelmSource, InlineSource, KustomizeSource, RawYamlSource,

@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use skiff_config::EffectiveConfig;
 use skiff_config::schema::IntOrString;
 use skiff_deploy::kubernetes::forward::{
@@ -36,7 +35,7 @@ use skiff_deploy::kubernetes::forward::{
 };
 use skiff_deploy::kubernetes::logs::{LogOptions, LogTailer};
 use skiff_deploy::{ApplyAction, RUN_ID_LABEL};
-use skiff_render::{HelmChart, Source};
+use skiff_render::ManifestInputs;
 use skiff_types::change::ChangeSet;
 use skiff_types::event::{Event, Level, Reporter};
 use skiff_types::image::BuiltImage;
@@ -225,7 +224,7 @@ struct Pipeline {
     deploy: DeploySettings,
     port_forwards: Vec<skiff_config::schema::PortForwardResource>,
     config_files: BTreeSet<PathBuf>,
-    manifests: ManifestMatcher,
+    manifests: ManifestInputs,
     sync: SyncSettings,
 }
 
@@ -238,7 +237,7 @@ impl Pipeline {
             deploy.docker_ports.clear();
         }
         let render = render_settings(configs)?;
-        let manifests = ManifestMatcher::new(&render.sources)?;
+        let manifests = ManifestInputs::of(&render.sources)?;
         Ok(Pipeline {
             build: build_settings(configs)?,
             render,
@@ -251,64 +250,6 @@ impl Pipeline {
             manifests,
             sync: sync_settings(configs)?,
         })
-    }
-}
-
-/// Which changed paths are manifest sources.
-#[derive(Debug, Clone)]
-struct ManifestMatcher {
-    globs: GlobSet,
-    dirs: Vec<PathBuf>,
-}
-
-impl ManifestMatcher {
-    fn new(sources: &[Source]) -> Result<ManifestMatcher, RunnerError> {
-        let mut globs = GlobSetBuilder::new();
-        let mut dirs = Vec::new();
-        for source in sources {
-            match source {
-                Source::RawYaml(raw) => {
-                    for glob in &raw.globs {
-                        let pattern = raw.base_dir.join(glob);
-                        let glob = Glob::new(&pattern.to_string_lossy()).map_err(|e| {
-                            RunnerError::Settings {
-                                message: format!("manifests.rawYaml `{glob}`: {e}"),
-                            }
-                        })?;
-                        globs.add(glob);
-                    }
-                }
-                Source::Kustomize(kustomize) => {
-                    dirs.extend(kustomize.paths.iter().map(|p| kustomize.base_dir.join(p)));
-                }
-                Source::Helm(helm) => {
-                    for release in &helm.releases {
-                        if let HelmChart::Path(path) = &release.chart {
-                            dirs.push(helm.base_dir.join(path));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        let globs = globs.build().map_err(|e| RunnerError::Settings {
-            message: format!("manifests.rawYaml: {e}"),
-        })?;
-        Ok(ManifestMatcher { globs, dirs })
-    }
-
-    fn matches(&self, path: &Path) -> bool {
-        self.globs.is_match(path) || self.dirs.iter().any(|d| path.starts_with(d))
-    }
-
-    fn roots(&self, sources: &[Source]) -> Vec<PathBuf> {
-        let mut roots: Vec<PathBuf> = self.dirs.clone();
-        for source in sources {
-            if let Source::RawYaml(raw) = source {
-                roots.push(raw.base_dir.clone());
-            }
-        }
-        roots
     }
 }
 
@@ -542,7 +483,7 @@ impl DevLoop {
             .iter()
             .map(|a| a.context.clone())
             .collect();
-        roots.extend(self.pipeline.manifests.roots(&self.pipeline.render.sources));
+        roots.extend(self.pipeline.manifests.roots());
         roots.extend(self.pipeline.config_files.iter().cloned());
         roots.into_iter().collect()
     }

@@ -397,3 +397,53 @@ fn dockerignore_excludes_reach_the_watcher_but_never_config_or_manifests() {
     assert!(!ignored("Dockerfile"), "the Dockerfile always counts");
     assert!(!ignored(".dockerignore"), "the ignore file always counts");
 }
+
+#[tokio::test]
+async fn a_file_under_a_raw_yaml_directory_and_a_helm_values_file_trigger_a_redeploy() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::create_dir_all(root.join("k8s/nested")).unwrap();
+    std::fs::create_dir_all(root.join("charts/web")).unwrap();
+    std::fs::create_dir_all(root.join("values")).unwrap();
+    std::fs::write(root.join("app/main.c"), "int main(){}\n").unwrap();
+    std::fs::write(root.join("k8s/nested/pod.yaml"), POD).unwrap();
+    std::fs::write(root.join("values/dev.yaml"), "replicas: 1\n").unwrap();
+    // The same loop as above, manifests from a directory and a helm release (no helm here:
+    // its render fails, and the loop goes on; what matters is which changes start one).
+    let config = CONFIG.replace(
+        "manifests:\n  rawYaml:\n  - k8s/*.yaml\n",
+        "manifests:\n  rawYaml:\n  - k8s\n  helm:\n    releases:\n    - name: web\n      chartPath: charts/web\n      valuesFiles: [values/dev.yaml]\n",
+    );
+    std::fs::write(root.join("skaffold.yaml"), config).unwrap();
+    let options = options(&root);
+    let loaded = skiff_config::load(options.reload.as_ref().unwrap()).unwrap();
+    let builder = Arc::new(CountingBuilder::default());
+    let reporter = Arc::new(CollectingReporter::default());
+    let dev = DevLoop::new(&loaded.configs, options, reporter.clone())
+        .unwrap()
+        .with_build_stage(BuildStage::new().with_builder("app", builder.clone()));
+    let roots = dev.watch_roots();
+    assert!(roots.contains(&root.join("values")), "{roots:?}");
+    let (changes, rx) = mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(dev.dev(Box::new(ChannelWatcher(rx)), async move {
+        let _ = stopped.await;
+    }));
+    wait_iterations(&reporter, 1).await;
+
+    changes.send(changed(root.join("k8s/nested/pod.yaml"))).unwrap();
+    wait_iterations(&reporter, 2).await;
+    let (summary, _) = &finished(&reporter)[1];
+    assert!(summary.starts_with("pod.yaml → "), "{summary}");
+    assert!(!summary.contains("rebuilt"), "{summary}");
+
+    changes.send(changed(root.join("values/dev.yaml"))).unwrap();
+    wait_iterations(&reporter, 3).await;
+    let (summary, _) = &finished(&reporter)[2];
+    assert!(summary.starts_with("dev.yaml → "), "{summary}");
+    assert_eq!(builder.builds.load(Ordering::SeqCst), 1);
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
