@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Whether this is CI (`CI=true`): a missing part fails the test instead of skipping it.
 pub fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
@@ -24,6 +25,7 @@ pub fn missing(message: &str) -> bool {
     false
 }
 
+/// Whether a Docker engine answers (else [`missing`]).
 pub fn docker_available() -> bool {
     let ok = Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
@@ -34,11 +36,13 @@ pub fn docker_available() -> bool {
     ok || missing("no Docker engine answers (`docker info` failed)")
 }
 
+/// Whether `KUBECONFIG` names a kubeconfig file (else [`missing`]).
 pub fn kube_available() -> bool {
     std::env::var_os("KUBECONFIG").is_some_and(|k| Path::new(&k).is_file())
         || missing("KUBECONFIG names no kubeconfig file")
 }
 
+/// Copies the directory tree `from` to `to`.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -142,6 +146,7 @@ pub fn git_commit_all(dir: &Path) {
     }
 }
 
+/// A name no other test run uses: `prefix`, the process ID and a counter.
 pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -158,6 +163,7 @@ pub struct Skiff {
 }
 
 impl Skiff {
+    /// Starts `skiff ARGS` in `dir`, collecting its output lines.
     pub fn start(dir: &Path, args: &[&str]) -> Skiff {
         Skiff::start_with_cache(dir, args, &std::env::temp_dir().join("skiff-e2e-dev-cache"))
     }
@@ -199,6 +205,7 @@ impl Skiff {
         Skiff { child, lines }
     }
 
+    /// Everything it printed so far.
     pub fn output(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
@@ -248,10 +255,12 @@ impl Skiff {
         lines[from.min(lines.len())..].to_vec()
     }
 
+    /// How many lines it printed so far.
     pub fn line_count(&self) -> usize {
         self.lines.lock().unwrap().len()
     }
 
+    /// Sends it SIGINT, as Ctrl-C does.
     pub fn interrupt(&mut self) {
         let status = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
@@ -260,6 +269,7 @@ impl Skiff {
         assert!(status.success());
     }
 
+    /// Waits up to `timeout` for it to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {

@@ -16,8 +16,8 @@
 //! [`Event::IterationFinished`].
 //!
 //! Changes accumulate until a phase may run: with [`DevOptions::auto_build`] (or `auto_deploy`)
-//! off, or with a watcher that hands changes over only when asked ([`Trigger::Manual`]
-//! (skiff_watch::Trigger::Manual)), the loop waits for [`DevControl::execute`]; an iteration
+//! off, or with a watcher that hands changes over only when asked
+//! ([`Trigger::Manual`](skiff_watch::Trigger::Manual)), the loop waits for [`DevControl::execute`]; an iteration
 //! then covers everything changed since the last one. [`DevLoop::control`] hands out the
 //! control handle before the loop starts.
 
