@@ -20,7 +20,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as EngineError;
@@ -37,15 +36,8 @@ use crate::artifact::DockerSpec;
 use crate::credentials::{Credentials, DockerConfig};
 use crate::{BuildError, BuildRequest, Builder, BuilderSpec};
 
-/// Where the engine is when `DOCKER_HOST` is not set.
-pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
-
-/// How long connecting and the first answer may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long the engine may take to start answering a request (a build's answer starts once
-/// its context is uploaded; the build itself may then run longer).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+pub use skiff_connect::DEFAULT_DOCKER_HOST;
+use skiff_connect::{DockerConnection, describe, is_unreachable};
 
 /// How many output lines a failed build's error quotes.
 const KEPT_LINES: usize = 20;
@@ -67,36 +59,21 @@ impl DockerEngine {
     ///
     /// Fails with [`BuildError::EngineUnavailable`] when nothing answers there.
     pub async fn connect(docker_host: Option<&str>) -> Result<DockerEngine, BuildError> {
-        let endpoint = docker_host
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .unwrap_or(DEFAULT_DOCKER_HOST)
-            .to_owned();
-        let unavailable = |reason: String| BuildError::EngineUnavailable {
-            endpoint: endpoint.clone(),
-            reason,
-        };
-        let timeout = CONNECT_TIMEOUT.as_secs();
-        let version = bollard::API_DEFAULT_VERSION;
-        let connected = if let Some(path) = endpoint.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, timeout, version)
-        } else if endpoint.starts_with('/') {
-            Docker::connect_with_unix(&endpoint, timeout, version)
-        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-            Docker::connect_with_http(&endpoint, timeout, version)
-        } else {
-            let scheme = endpoint.split("://").next().unwrap_or_default();
-            return Err(unavailable(format!(
-                "skiff connects to `unix://` sockets and plain `tcp://` endpoints, not `{scheme}://`"
-            )));
-        };
-        let docker = connected.map_err(|e| unavailable(describe(&e)))?;
-        let mut docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| unavailable(describe(&e)))?;
-        docker.set_timeout(REQUEST_TIMEOUT);
-        Ok(DockerEngine { docker, endpoint })
+        let connection = DockerConnection::connect(docker_host).await?;
+        Ok(DockerEngine::from_connection(connection))
+    }
+
+    /// An engine over a connection the run already made.
+    pub fn from_connection(connection: DockerConnection) -> DockerEngine {
+        DockerEngine {
+            endpoint: connection.endpoint().to_owned(),
+            docker: connection.client().clone(),
+        }
+    }
+
+    /// The connection, for the other stages of the run.
+    pub fn connection(&self) -> DockerConnection {
+        DockerConnection::from_client(self.docker.clone(), self.endpoint.clone())
     }
 
     /// The endpoint this engine was reached at.
@@ -352,7 +329,7 @@ impl DockerEngine {
                     };
                     return Err(push_error(reason));
                 }
-                Err(e) if is_connection_error(&e) => {
+                Err(e) if is_unreachable(&e) => {
                     return Err(BuildError::EngineUnavailable {
                         endpoint: self.endpoint.clone(),
                         reason: describe(&e),
@@ -406,7 +383,7 @@ impl DockerEngine {
     /// Turns an API error into a [`BuildError`]: losing the engine is
     /// [`BuildError::EngineUnavailable`], anything else a failure concerning `subject`.
     fn engine_error(&self, subject: &str, error: &EngineError) -> BuildError {
-        if is_connection_error(error) {
+        if is_unreachable(error) {
             BuildError::EngineUnavailable {
                 endpoint: self.endpoint.clone(),
                 reason: describe(error),
@@ -576,7 +553,7 @@ impl DockerBuilder {
                     failure = Some(message);
                     break;
                 }
-                Err(e) if is_connection_error(&e) => {
+                Err(e) if is_unreachable(&e) => {
                     return Err(BuildError::EngineUnavailable {
                         endpoint: self.engine.endpoint.clone(),
                         reason: describe(&e),
@@ -1129,51 +1106,6 @@ fn first_external_base(text: &str, build_args: &BTreeMap<String, String>) -> Opt
         .into_iter()
         .find(|stage| stage.base_stage.is_none() && !stage.base.eq_ignore_ascii_case("scratch"))
         .map(|stage| stage.base)
-}
-
-/// Whether the engine itself could not be reached (as opposed to refusing a request).
-fn is_connection_error(error: &EngineError) -> bool {
-    matches!(
-        error,
-        EngineError::HyperLegacyError { .. }
-            | EngineError::SocketNotFoundError(_)
-            | EngineError::IOError { .. }
-            | EngineError::RequestTimeoutError
-    )
-}
-
-/// An API error in words, with its causes.
-fn describe(error: &EngineError) -> String {
-    match error {
-        EngineError::SocketNotFoundError(path) => format!("socket {path} does not exist"),
-        EngineError::RequestTimeoutError => "the engine did not answer in time".to_owned(),
-        EngineError::DockerResponseServerError {
-            status_code,
-            message,
-        } => format!("engine answered HTTP {status_code}: {message}"),
-        EngineError::DockerStreamError { error } => error.clone(),
-        other => {
-            // The client's own wording ("Error in the hyper legacy client: …") says nothing a
-            // person can act on; its causes ("tcp connect error: Connection refused") do.
-            let mut source = std::error::Error::source(other);
-            let mut text = match (other, source) {
-                (EngineError::HyperLegacyError { .. }, Some(cause)) => {
-                    source = cause.source();
-                    cause.to_string()
-                }
-                _ => other.to_string(),
-            };
-            while let Some(cause) = source {
-                let said = cause.to_string();
-                if !text.contains(&said) {
-                    text.push_str(": ");
-                    text.push_str(&said);
-                }
-                source = cause.source();
-            }
-            text
-        }
-    }
 }
 
 #[cfg(test)]

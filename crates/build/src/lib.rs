@@ -85,7 +85,7 @@ pub enum BuildError {
     },
     /// The Docker engine cannot be reached.
     #[error(
-        "cannot reach the Docker engine at {endpoint}: {reason}; start one (e.g. `scripts/devenv/up docker`) or set DOCKER_HOST"
+        "cannot reach the Docker engine at {endpoint}: {reason}; start the engine, or point DOCKER_HOST at one that runs"
     )]
     EngineUnavailable {
         /// Where skiff looked.
@@ -207,6 +207,15 @@ pub enum BuildError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+impl From<skiff_connect::ConnectError> for BuildError {
+    fn from(error: skiff_connect::ConnectError) -> BuildError {
+        BuildError::EngineUnavailable {
+            endpoint: error.endpoint().to_owned(),
+            reason: error.reason().to_owned(),
+        }
+    }
 }
 
 /// What a registry that cannot be reached makes one ask.

@@ -59,8 +59,8 @@ use crate::{
     MANAGED_BY_VALUE, RUN_ID_LABEL, ResourceRef,
 };
 
-/// Where the engine is when `DOCKER_HOST` is not set.
-pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+pub use skiff_connect::DEFAULT_DOCKER_HOST;
+use skiff_connect::{DockerConnection, describe, is_unreachable};
 
 /// The label naming the artifact image a container runs.
 pub const IMAGE_LABEL: &str = "skiff.dev/image";
@@ -73,12 +73,6 @@ pub const DOCKER_API_VERSION: &str = "docker";
 
 /// The reporter source for messages from this module.
 const SOURCE: &str = "deploy";
-
-/// How long connecting and the version handshake may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long the engine may take to answer one request (a stop waits for the grace period).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where the search for a local port starts when the container port is privileged (< 1024)
 /// and no `localPort` was given: `80` → `8080`, `443` → `8443`.
@@ -1461,36 +1455,8 @@ async fn remove_container(
 
 /// Connects to the engine at `docker_host` and negotiates the API version.
 async fn connect_engine(docker_host: Option<&str>) -> Result<(Docker, String), DeployError> {
-    let endpoint = docker_host
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .unwrap_or(DEFAULT_DOCKER_HOST)
-        .to_owned();
-    let unavailable = |reason: String| DeployError::EngineUnavailable {
-        endpoint: endpoint.clone(),
-        reason,
-    };
-    let timeout = CONNECT_TIMEOUT.as_secs();
-    let version = bollard::API_DEFAULT_VERSION;
-    let connected = if let Some(path) = endpoint.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, timeout, version)
-    } else if endpoint.starts_with('/') {
-        Docker::connect_with_unix(&endpoint, timeout, version)
-    } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-        Docker::connect_with_http(&endpoint, timeout, version)
-    } else {
-        let scheme = endpoint.split("://").next().unwrap_or_default();
-        return Err(unavailable(format!(
-            "skiff connects to `unix://` sockets and plain `tcp://` endpoints, not `{scheme}://`"
-        )));
-    };
-    let docker = connected.map_err(|e| unavailable(describe(&e)))?;
-    let mut docker = docker
-        .negotiate_version()
-        .await
-        .map_err(|e| unavailable(describe(&e)))?;
-    docker.set_timeout(REQUEST_TIMEOUT);
-    Ok((docker, endpoint))
+    let connection = DockerConnection::connect(docker_host).await?;
+    Ok((connection.client().clone(), connection.endpoint().to_owned()))
 }
 
 /// A connection failure in words that say what happened to the engine.
@@ -1523,17 +1489,6 @@ async fn ping(docker: &Docker, endpoint: &str) -> Result<(), DeployError> {
     }
 }
 
-/// Whether `error` means the engine could not be reached (rather than refused something).
-fn is_unreachable(error: &EngineError) -> bool {
-    matches!(
-        error,
-        EngineError::SocketNotFoundError(_)
-            | EngineError::HyperLegacyError { .. }
-            | EngineError::IOError { .. }
-            | EngineError::RequestTimeoutError
-    )
-}
-
 /// An engine error as a [`DeployError`]: connection failures mean the engine is unavailable.
 fn engine_error(endpoint: &str, operation: String, error: &EngineError) -> DeployError {
     match error {
@@ -1549,40 +1504,6 @@ fn engine_error(endpoint: &str, operation: String, error: &EngineError) -> Deplo
             operation,
             message: describe(other),
         },
-    }
-}
-
-/// An engine error in words a person can act on.
-fn describe(error: &EngineError) -> String {
-    match error {
-        EngineError::SocketNotFoundError(path) => format!("socket {path} does not exist"),
-        EngineError::RequestTimeoutError => "the engine did not answer in time".to_owned(),
-        EngineError::DockerResponseServerError {
-            status_code,
-            message,
-        } => format!("engine answered HTTP {status_code}: {message}"),
-        EngineError::DockerStreamError { error } => error.clone(),
-        other => {
-            // The client's own wording ("Error in the hyper legacy client: …") says nothing a
-            // person can act on; its causes ("Connection refused") do.
-            let mut source = std::error::Error::source(other);
-            let mut text = match (other, source) {
-                (EngineError::HyperLegacyError { .. }, Some(cause)) => {
-                    source = cause.source();
-                    cause.to_string()
-                }
-                _ => other.to_string(),
-            };
-            while let Some(cause) = source {
-                let said = cause.to_string();
-                if !text.contains(&said) {
-                    text.push_str(": ");
-                    text.push_str(&said);
-                }
-                source = cause.source();
-            }
-            text
-        }
     }
 }
 

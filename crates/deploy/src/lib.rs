@@ -135,7 +135,7 @@ pub enum DeployError {
     },
     /// The Docker engine cannot be reached.
     #[error(
-        "cannot reach the Docker engine at {endpoint}: {reason}; start one (e.g. `scripts/devenv/up docker`) or set DOCKER_HOST"
+        "cannot reach the Docker engine at {endpoint}: {reason}; start the engine, or point DOCKER_HOST at one that runs"
     )]
     EngineUnavailable {
         /// Where skiff looked.
@@ -167,6 +167,15 @@ pub enum DeployError {
         /// The server's or client's message.
         message: String,
     },
+}
+
+impl From<skiff_connect::ConnectError> for DeployError {
+    fn from(error: skiff_connect::ConnectError) -> DeployError {
+        DeployError::EngineUnavailable {
+            endpoint: error.endpoint().to_owned(),
+            reason: error.reason().to_owned(),
+        }
+    }
 }
 
 /// Deploys and removes again. Status, port-forward and logs are separate components.

@@ -18,8 +18,8 @@ use crate::archive::Archive;
 use crate::driver::{self, Transport};
 use crate::{SyncError, SyncPlan, SyncReport, SyncTarget, Syncer};
 
-/// The engine endpoint used when none is given.
-pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+pub use skiff_connect::DEFAULT_DOCKER_HOST;
+use skiff_connect::DockerConnection;
 
 /// Syncs into containers of the local Docker engine. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -39,34 +39,19 @@ impl DockerSyncer {
     /// Connects to `docker_host` (`DOCKER_HOST`'s value: `unix:///path`, `tcp://host:port`;
     /// `None` means [`DEFAULT_DOCKER_HOST`]).
     pub async fn connect(docker_host: Option<&str>) -> Result<DockerSyncer, SyncError> {
-        let endpoint = docker_host
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .unwrap_or(DEFAULT_DOCKER_HOST)
-            .to_owned();
-        let failed = |message: String| SyncError::Docker {
-            endpoint: endpoint.clone(),
-            operation: "connect".to_owned(),
-            message,
-        };
-        let version = bollard::API_DEFAULT_VERSION;
-        let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, 120, version)
-        } else if endpoint.starts_with('/') {
-            Docker::connect_with_unix(&endpoint, 120, version)
-        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-            Docker::connect_with_http(&endpoint, 120, version)
-        } else {
-            return Err(failed(format!(
-                "skiff connects to `unix://` sockets and plain `tcp://` endpoints, not `{endpoint}`"
-            )));
-        }
-        .map_err(|e| failed(e.to_string()))?;
-        let docker = docker
-            .negotiate_version()
+        let connection = DockerConnection::connect(docker_host)
             .await
-            .map_err(|e| failed(e.to_string()))?;
-        Ok(DockerSyncer { docker, endpoint })
+            .map_err(|error| SyncError::Docker {
+                endpoint: error.endpoint().to_owned(),
+                operation: "connect".to_owned(),
+                message: error.to_string(),
+            })?;
+        Ok(DockerSyncer::from_connection(&connection))
+    }
+
+    /// A syncer over a connection the run already made.
+    pub fn from_connection(connection: &DockerConnection) -> DockerSyncer {
+        DockerSyncer::new(connection.client().clone(), connection.endpoint())
     }
 
     /// A syncer using an existing client; `endpoint` is only used in messages.

@@ -1,0 +1,215 @@
+//! One way to reach the Docker engine, below the stage crates that talk to it (build, deploy,
+//! sync): which endpoint `DOCKER_HOST` names, the API version both sides speak, one health
+//! check, and one wording of what went wrong. A run connects once and hands clones of the
+//! [`DockerConnection`] (a cheap handle) to every stage.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), skiff_connect::ConnectError> {
+//! let engine = skiff_connect::DockerConnection::connect(None).await?;
+//! engine.ping().await?;
+//! println!("{} speaks API {}", engine.endpoint(), engine.client().client_version());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as EngineError;
+
+/// Where the engine is when `DOCKER_HOST` is not set.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// How long connecting and negotiating may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one API request may take once connected: builds and pulls stream for minutes.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Why the engine could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// Nothing (or nothing that speaks the Docker API) answers at the endpoint.
+    #[error(
+        "cannot reach the Docker engine at {endpoint}: {reason}; start the engine, or point DOCKER_HOST at one that runs"
+    )]
+    Unreachable {
+        /// Where skiff looked.
+        endpoint: String,
+        /// What happened, in words ([`describe`]).
+        reason: String,
+        /// The client's error, when there is one.
+        #[source]
+        source: Option<EngineError>,
+    },
+}
+
+impl ConnectError {
+    /// The endpoint skiff looked at.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            ConnectError::Unreachable { endpoint, .. } => endpoint,
+        }
+    }
+
+    /// What happened, without the endpoint and advice.
+    pub fn reason(&self) -> &str {
+        match self {
+            ConnectError::Unreachable { reason, .. } => reason,
+        }
+    }
+}
+
+/// A connection to one Docker engine; clones share it.
+#[derive(Debug, Clone)]
+pub struct DockerConnection {
+    docker: Docker,
+    endpoint: String,
+}
+
+impl DockerConnection {
+    /// Connects to the engine at `docker_host` (the value of `DOCKER_HOST`: `unix:///path`,
+    /// `/path`, `tcp://host:port` or `http://host:port`; `None` or empty means
+    /// [`DEFAULT_DOCKER_HOST`]) and agrees on an API version with it.
+    pub async fn connect(docker_host: Option<&str>) -> Result<DockerConnection, ConnectError> {
+        let endpoint = docker_host
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .unwrap_or(DEFAULT_DOCKER_HOST)
+            .to_owned();
+        let unreachable = |reason: String, source: Option<EngineError>| ConnectError::Unreachable {
+            endpoint: endpoint.clone(),
+            reason,
+            source,
+        };
+        let timeout = CONNECT_TIMEOUT.as_secs();
+        let version = bollard::API_DEFAULT_VERSION;
+        let connected = if let Some(path) = endpoint.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, timeout, version)
+        } else if endpoint.starts_with('/') {
+            Docker::connect_with_unix(&endpoint, timeout, version)
+        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+            Docker::connect_with_http(&endpoint, timeout, version)
+        } else {
+            let scheme = endpoint.split("://").next().unwrap_or_default();
+            return Err(unreachable(
+                format!(
+                    "skiff connects to `unix://` sockets and plain `tcp://` endpoints, not `{scheme}://`"
+                ),
+                None,
+            ));
+        };
+        let docker = connected.map_err(|e| unreachable(describe(&e), Some(e)))?;
+        let mut docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| unreachable(describe(&e), Some(e)))?;
+        docker.set_timeout(REQUEST_TIMEOUT);
+        Ok(DockerConnection { docker, endpoint })
+    }
+
+    /// A connection over an existing client; `endpoint` names it in messages.
+    pub fn from_client(docker: Docker, endpoint: impl Into<String>) -> DockerConnection {
+        DockerConnection {
+            docker,
+            endpoint: endpoint.into(),
+        }
+    }
+
+    /// The endpoint it was reached at.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The API client.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The health check: whether the engine answers now.
+    pub async fn ping(&self) -> Result<(), ConnectError> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| ConnectError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                reason: describe(&e),
+                source: Some(e),
+            })
+    }
+}
+
+/// Whether `error` means the engine itself cannot be reached (rather than refusing one
+/// request).
+pub fn is_unreachable(error: &EngineError) -> bool {
+    matches!(
+        error,
+        EngineError::SocketNotFoundError(_)
+            | EngineError::HyperLegacyError { .. }
+            | EngineError::IOError { .. }
+            | EngineError::RequestTimeoutError
+    )
+}
+
+/// An engine API error in words a person can act on, with its causes.
+pub fn describe(error: &EngineError) -> String {
+    match error {
+        EngineError::SocketNotFoundError(path) => format!("socket {path} does not exist"),
+        EngineError::RequestTimeoutError => "the engine did not answer in time".to_owned(),
+        EngineError::DockerResponseServerError {
+            status_code,
+            message,
+        } => format!("engine answered HTTP {status_code}: {message}"),
+        EngineError::DockerStreamError { error } => error.clone(),
+        other => {
+            // The client's own wording ("Error in the hyper legacy client: …") says nothing a
+            // person can act on; its causes ("tcp connect error: Connection refused") do.
+            let mut source = std::error::Error::source(other);
+            let mut text = match (other, source) {
+                (EngineError::HyperLegacyError { .. }, Some(cause)) => {
+                    source = cause.source();
+                    cause.to_string()
+                }
+                _ => other.to_string(),
+            };
+            while let Some(cause) = source {
+                let said = cause.to_string();
+                if !text.contains(&said) {
+                    text.push_str(": ");
+                    text.push_str(&said);
+                }
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_socket_is_unreachable_with_one_wording() {
+        let error = DockerConnection::connect(Some("unix:///nonexistent/docker.sock"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.endpoint(), "unix:///nonexistent/docker.sock");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("cannot reach the Docker engine at unix:///nonexistent/docker.sock: "),
+            "{text}"
+        );
+        assert!(text.ends_with("point DOCKER_HOST at one that runs"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_are_named() {
+        let error = DockerConnection::connect(Some("ssh://host")).await.unwrap_err();
+        assert!(error.reason().contains("not `ssh://`"), "{error}");
+        assert!(std::error::Error::source(&error).is_none());
+    }
+}
