@@ -55,11 +55,12 @@ pub struct DockerEngine {
 impl DockerEngine {
     /// Connects to the engine at `docker_host` (the value of `DOCKER_HOST`: `unix:///path`,
     /// `tcp://host:port` or `http://host:port`; `None` or empty means
-    /// [`DEFAULT_DOCKER_HOST`]) and agrees on an API version with it.
+    /// [`DEFAULT_DOCKER_HOST`]), sharing the process's connection to it
+    /// ([`DockerConnection::shared`]).
     ///
     /// Fails with [`BuildError::EngineUnavailable`] when nothing answers there.
     pub async fn connect(docker_host: Option<&str>) -> Result<DockerEngine, BuildError> {
-        let connection = DockerConnection::connect(docker_host).await?;
+        let connection = DockerConnection::shared(docker_host).await?;
         Ok(DockerEngine::from_connection(connection))
     }
 

@@ -438,7 +438,7 @@ async fn engine_not_running_says_how_to_start_one() {
         }
         let message = err.to_string();
         assert!(message.contains(host), "{message}");
-        assert!(message.contains("start one"), "{message}");
+        assert!(message.contains("start the engine"), "{message}");
     }
     let err = DockerEngine::connect(Some("unix:///nonexistent.sock"))
         .await

@@ -154,7 +154,10 @@ mod tests {
         let context = kube_context(&env, None).unwrap();
         assert_eq!(context.name, "work");
         assert_eq!(context.server.as_deref(), Some("https://k8s.example.com"));
-        assert!(!context.is_local(), "images for a remote cluster are pushed");
+        assert!(
+            !context.is_local(),
+            "images for a remote cluster are pushed"
+        );
         // A missing entry is skipped, as kubectl skips it.
         let list = std::env::join_paths([dir.path().join("missing"), second.clone()]).unwrap();
         let env = BTreeMap::from([("KUBECONFIG".to_owned(), list.to_string_lossy().into_owned())]);

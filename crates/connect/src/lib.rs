@@ -12,6 +12,8 @@
 //! # }
 //! ```
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -109,6 +111,34 @@ impl DockerConnection {
         Ok(DockerConnection { docker, endpoint })
     }
 
+    /// The connection to the engine at `docker_host` this process already made (connecting on
+    /// first use), checked with [`DockerConnection::ping`]: every stage of a run, and every
+    /// iteration of a dev loop, shares one client and one negotiated API version.
+    pub async fn shared(docker_host: Option<&str>) -> Result<DockerConnection, ConnectError> {
+        static CONNECTIONS: OnceLock<Mutex<HashMap<String, DockerConnection>>> = OnceLock::new();
+        let key = docker_host
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .unwrap_or(DEFAULT_DOCKER_HOST)
+            .to_owned();
+        let connections = CONNECTIONS.get_or_init(|| Mutex::new(HashMap::new()));
+        let known = connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(connection) = known {
+            connection.ping().await?;
+            return Ok(connection);
+        }
+        let connection = DockerConnection::connect(Some(&key)).await?;
+        connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, connection.clone());
+        Ok(connection)
+    }
+
     /// A connection over an existing client; `endpoint` names it in messages.
     pub fn from_client(docker: Docker, endpoint: impl Into<String>) -> DockerConnection {
         DockerConnection {
@@ -203,12 +233,27 @@ mod tests {
             text.starts_with("cannot reach the Docker engine at unix:///nonexistent/docker.sock: "),
             "{text}"
         );
-        assert!(text.ends_with("point DOCKER_HOST at one that runs"), "{text}");
+        assert!(
+            text.ends_with("point DOCKER_HOST at one that runs"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_connection_is_not_kept() {
+        for _ in 0..2 {
+            let error = DockerConnection::shared(Some("unix:///nonexistent/other.sock"))
+                .await
+                .unwrap_err();
+            assert_eq!(error.endpoint(), "unix:///nonexistent/other.sock");
+        }
     }
 
     #[tokio::test]
     async fn unknown_schemes_are_named() {
-        let error = DockerConnection::connect(Some("ssh://host")).await.unwrap_err();
+        let error = DockerConnection::connect(Some("ssh://host"))
+            .await
+            .unwrap_err();
         assert!(error.reason().contains("not `ssh://`"), "{error}");
         assert!(std::error::Error::source(&error).is_none());
     }

@@ -1455,8 +1455,11 @@ async fn remove_container(
 
 /// Connects to the engine at `docker_host` and negotiates the API version.
 async fn connect_engine(docker_host: Option<&str>) -> Result<(Docker, String), DeployError> {
-    let connection = DockerConnection::connect(docker_host).await?;
-    Ok((connection.client().clone(), connection.endpoint().to_owned()))
+    let connection = DockerConnection::shared(docker_host).await?;
+    Ok((
+        connection.client().clone(),
+        connection.endpoint().to_owned(),
+    ))
 }
 
 /// A connection failure in words that say what happened to the engine.

@@ -569,7 +569,7 @@ async fn engine_down_is_engine_unavailable() {
             "{host}: {error:?}"
         );
         assert!(message.contains(host), "{message}");
-        assert!(message.contains("start one"), "{message}");
+        assert!(message.contains("start the engine"), "{message}");
 
         let error = delete_labelled(Some(host), Some("engine-down"))
             .await

@@ -141,7 +141,8 @@ pub(crate) fn matcher(base_dir: &Path, glob: &str) -> Result<globset::GlobMatche
     let mut in_pattern = false;
     for component in full.components() {
         let text = component.as_os_str().to_string_lossy();
-        let is_glob = in_pattern || (matches!(component, Component::Normal(_)) && is_pattern(&text));
+        let is_glob =
+            in_pattern || (matches!(component, Component::Normal(_)) && is_pattern(&text));
         if !pattern.is_empty() && !pattern.ends_with('/') {
             pattern.push('/');
         }

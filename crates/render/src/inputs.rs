@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::glob::matcher;
-use crate::{RenderError, Source};
 use crate::options::HelmChart;
+use crate::{RenderError, Source};
 
 /// The inputs of a set of sources; see [`ManifestInputs::matches`].
 #[derive(Debug, Clone)]

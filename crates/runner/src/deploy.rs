@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_config::EffectiveConfig;
@@ -283,7 +284,6 @@ pub async fn delete(
 /// same deployers each time, so the Kubernetes deployer sends only the objects that changed and
 /// the Docker deployer replaces only containers whose image changed (keeping their host
 /// ports), and [`DeploySession::cleanup`] removes what this run created.
-#[derive(Debug)]
 pub struct DeploySession {
     settings: DeploySettings,
     options: DeployRunOptions,
@@ -292,6 +292,8 @@ pub struct DeploySession {
         KubernetesDeployer,
         skiff_deploy::kubernetes::client::Connection,
     )>,
+    /// A deployer plugged in instead of skiff's own (an embedder's, or a test's fake).
+    plugged: Option<Arc<dyn Deployer>>,
 }
 
 /// What one [`DeploySession::deploy`] did.
@@ -303,6 +305,18 @@ pub struct SessionDeploy {
     pub apply: Duration,
     /// Time the status check took; `None` when there was none.
     pub status: Option<Duration>,
+}
+
+impl std::fmt::Debug for DeploySession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeploySession")
+            .field("settings", &self.settings)
+            .field("options", &self.options)
+            .field("docker", &self.docker)
+            .field("kubernetes", &self.kubernetes)
+            .field("plugged", &self.plugged.is_some())
+            .finish()
+    }
 }
 
 impl DeploySession {
@@ -351,7 +365,25 @@ impl DeploySession {
             options,
             docker,
             kubernetes,
+            plugged: None,
         })
+    }
+
+    /// A session that deploys with `deployer` (connecting to nothing itself): an embedder's
+    /// own deployer, or a test's fake. There is no status check, log tailing or port
+    /// forwarding of skiff's own then.
+    pub fn with_deployer(
+        settings: DeploySettings,
+        options: DeployRunOptions,
+        deployer: Arc<dyn Deployer>,
+    ) -> DeploySession {
+        DeploySession {
+            settings,
+            options,
+            docker: None,
+            kubernetes: None,
+            plugged: Some(deployer),
+        }
     }
 
     /// The settings this session deploys with.
@@ -380,6 +412,11 @@ impl DeploySession {
         let input = DeployInput { manifests, images };
         let mut result = SessionDeploy::default();
         let started = std::time::Instant::now();
+        if let Some(deployer) = &self.plugged {
+            result.resources = deployer.deploy(&input, reporter).await?.resources;
+            result.apply = started.elapsed();
+            return Ok(result);
+        }
         if let Some(docker) = &self.docker {
             result
                 .resources
@@ -428,6 +465,11 @@ impl DeploySession {
     /// the Kubernetes deployer applied. Both are attempted; the first error is returned.
     pub async fn cleanup(&self, reporter: &dyn Reporter) -> Result<(), RunnerError> {
         let mut first: Option<RunnerError> = None;
+        if let Some(deployer) = &self.plugged {
+            if let Err(error) = deployer.cleanup(reporter).await {
+                first.get_or_insert(error.into());
+            }
+        }
         if let Some(docker) = &self.docker {
             if let Err(error) = docker.cleanup(reporter).await {
                 first.get_or_insert(error.into());

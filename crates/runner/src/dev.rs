@@ -34,7 +34,7 @@ use skiff_deploy::kubernetes::forward::{
     ForwardHandle, PortForwardSpec, PortForwarder, RemotePort, ResourceKind,
 };
 use skiff_deploy::kubernetes::logs::{LogOptions, LogTailer};
-use skiff_deploy::{ApplyAction, RUN_ID_LABEL};
+use skiff_deploy::{ApplyAction, Deployer, RUN_ID_LABEL};
 use skiff_render::ManifestInputs;
 use skiff_types::change::ChangeSet;
 use skiff_types::event::{Event, Level, Reporter};
@@ -49,6 +49,7 @@ use crate::deploy::{DeployRunOptions, DeploySession, DeploySettings, deploy_sett
 use crate::render::{RenderRunOptions, RenderSettings, RenderStage, render_settings};
 use crate::settings::{BuildSettings, build_settings};
 use crate::sync::{SyncOutcome, SyncSettings, SyncStage, sync_settings};
+use skiff_sync::Syncer;
 use skiff_sync::rules::Decision;
 
 const SOURCE: &str = "dev";
@@ -360,6 +361,10 @@ pub struct DevLoop {
     build: BuildStage,
     render: RenderStage,
     sync: SyncStage,
+    /// A deployer plugged in instead of skiff's own.
+    deployer: Option<Arc<dyn Deployer>>,
+    /// A syncer plugged in instead of skiff's own.
+    syncer: Option<Arc<dyn Syncer>>,
     reporter: Arc<dyn Reporter>,
     control: DevControl,
     control_rx: Option<mpsc::UnboundedReceiver<ControlMessage>>,
@@ -450,6 +455,8 @@ impl DevLoop {
             options,
             build: BuildStage::new(),
             render: RenderStage::new(),
+            deployer: None,
+            syncer: None,
             reporter,
             control,
             control_rx: Some(control_rx),
@@ -470,6 +477,25 @@ impl DevLoop {
     /// Renders with `render` instead of skiff's own render stage.
     pub fn with_render_stage(mut self, render: RenderStage) -> DevLoop {
         self.render = render;
+        self
+    }
+
+    /// Deploys (and cleans up) with `deployer` instead of skiff's Kubernetes and Docker
+    /// deployers.
+    pub fn with_deployer(mut self, deployer: Box<dyn Deployer>) -> DevLoop {
+        self.deployer = Some(Arc::from(deployer));
+        self
+    }
+
+    /// Syncs with `syncer` instead of skiff's Docker and Kubernetes syncers.
+    pub fn with_syncer(mut self, syncer: Box<dyn Syncer>) -> DevLoop {
+        let syncer: Arc<dyn Syncer> = Arc::from(syncer);
+        self.sync = std::mem::replace(
+            &mut self.sync,
+            SyncStage::new(SyncSettings::default(), String::new()),
+        )
+        .with_syncer(syncer.clone());
+        self.syncer = Some(syncer);
         self
     }
 
@@ -782,9 +808,17 @@ impl DevLoop {
     }
 
     async fn connect(&self) -> Result<State, RunnerError> {
-        let session =
-            DeploySession::connect(self.pipeline.deploy.clone(), self.options.deploy.clone())
-                .await?;
+        let session = match &self.deployer {
+            Some(deployer) => DeploySession::with_deployer(
+                self.pipeline.deploy.clone(),
+                self.options.deploy.clone(),
+                deployer.clone(),
+            ),
+            None => {
+                DeploySession::connect(self.pipeline.deploy.clone(), self.options.deploy.clone())
+                    .await?
+            }
+        };
         Ok(State {
             session,
             changes: BTreeMap::new(),
@@ -821,6 +855,13 @@ impl DevLoop {
             self.options.deploy.run_id.clone(),
         )
         .with_docker_host(self.options.deploy.docker_host.clone());
+        if let Some(syncer) = &self.syncer {
+            self.sync = std::mem::replace(
+                &mut self.sync,
+                SyncStage::new(SyncSettings::default(), String::new()),
+            )
+            .with_syncer(syncer.clone());
+        }
         state.images.clear();
         state.dependencies.clear();
         if !same_deploy {

@@ -38,7 +38,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use skiff_build::artifact::BuilderSpec;
 use skiff_build::dependencies;
@@ -272,6 +272,8 @@ pub struct SyncStage {
     /// The local Docker engine (`DOCKER_HOST`; `None`: the default socket), through which pods
     /// of a cluster running on it are synced without exec.
     docker_host: Option<String>,
+    /// A syncer plugged in instead of skiff's own (an embedder's, or a test's fake).
+    plugged: Option<Arc<dyn Syncer>>,
 }
 
 impl std::fmt::Debug for SyncStage {
@@ -295,7 +297,15 @@ impl SyncStage {
             docker: tokio::sync::OnceCell::new(),
             kubernetes: tokio::sync::OnceCell::new(),
             docker_host: None,
+            plugged: None,
         }
+    }
+
+    /// Syncs with `syncer` into every target instead of skiff's Docker and Kubernetes
+    /// syncers.
+    pub fn with_syncer(mut self, syncer: Arc<dyn Syncer>) -> SyncStage {
+        self.plugged = Some(syncer);
+        self
     }
 
     /// Uses the Docker engine at `docker_host` (`DOCKER_HOST`'s value) for the local
@@ -424,7 +434,9 @@ impl SyncStage {
             kube_context: None,
         };
         let mut syncers: Vec<&dyn Syncer> = Vec::new();
-        if let Some(docker) = session.docker() {
+        if let Some(syncer) = &self.plugged {
+            syncers.push(syncer.as_ref());
+        } else if let Some(docker) = session.docker() {
             if session.settings().docker_images.iter().any(|i| i == image) {
                 let syncer = self
                     .docker
@@ -433,7 +445,7 @@ impl SyncStage {
                 syncers.push(syncer);
             }
         }
-        if let Some(connection) = session.kubernetes() {
+        if let Some(connection) = session.kubernetes().filter(|_| self.plugged.is_none()) {
             target.kube_context = Some(connection.context.clone());
             let syncer = self
                 .kubernetes

@@ -432,7 +432,9 @@ async fn a_file_under_a_raw_yaml_directory_and_a_helm_values_file_trigger_a_rede
     }));
     wait_iterations(&reporter, 1).await;
 
-    changes.send(changed(root.join("k8s/nested/pod.yaml"))).unwrap();
+    changes
+        .send(changed(root.join("k8s/nested/pod.yaml")))
+        .unwrap();
     wait_iterations(&reporter, 2).await;
     let (summary, _) = &finished(&reporter)[1];
     assert!(summary.starts_with("pod.yaml → "), "{summary}");
@@ -446,4 +448,124 @@ async fn a_file_under_a_raw_yaml_directory_and_a_helm_values_file_trigger_a_rede
 
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
+}
+
+/// Records what it is asked to deploy and clean up.
+#[derive(Clone, Default)]
+struct FakeDeployer {
+    deployed: Arc<std::sync::Mutex<Vec<Vec<String>>>>,
+    cleanups: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl skiff_deploy::Deployer for FakeDeployer {
+    async fn deploy(
+        &self,
+        input: &skiff_deploy::DeployInput<'_>,
+        _reporter: &dyn Reporter,
+    ) -> Result<skiff_deploy::DeployOutcome, skiff_deploy::DeployError> {
+        let images: Vec<String> = input
+            .images
+            .iter()
+            .map(|i| i.reference.to_string())
+            .collect();
+        self.deployed.lock().unwrap().push(images);
+        Ok(skiff_deploy::DeployOutcome::default())
+    }
+
+    async fn cleanup(&self, _reporter: &dyn Reporter) -> Result<(), skiff_deploy::DeployError> {
+        self.cleanups.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Records the files it is asked to copy.
+#[derive(Clone, Default)]
+struct FakeSyncer {
+    copied: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl skiff_sync::Syncer for FakeSyncer {
+    async fn sync(
+        &self,
+        target: &skiff_sync::SyncTarget,
+        plan: &skiff_sync::SyncPlan,
+        _reporter: &dyn Reporter,
+    ) -> Result<skiff_sync::SyncReport, skiff_sync::SyncError> {
+        let mut copied = self.copied.lock().unwrap();
+        for copy in &plan.copy {
+            copied.push(format!("{} {}", target.reference, copy.destination));
+        }
+        Ok(skiff_sync::SyncReport {
+            containers: vec![skiff_sync::ContainerReport {
+                container: "fake".into(),
+                copied: plan.copy.len(),
+                deleted: plan.delete.len(),
+                bytes: 0,
+                duration: Duration::ZERO,
+            }],
+            duration: Duration::ZERO,
+        })
+    }
+}
+
+#[tokio::test]
+async fn plugged_in_deployer_and_syncer_see_every_deploy_sync_and_cleanup() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::create_dir_all(root.join("k8s")).unwrap();
+    std::fs::write(root.join("app/main.c"), "int main(){}\n").unwrap();
+    std::fs::write(root.join("app/index.html"), "<p>1</p>\n").unwrap();
+    std::fs::write(root.join("k8s/pod.yaml"), POD).unwrap();
+    let config = CONFIG.replace(
+        "    custom:\n",
+        "    sync:\n      manual:\n      - src: '*.html'\n        dest: /srv\n    custom:\n",
+    );
+    std::fs::write(root.join("skaffold.yaml"), config).unwrap();
+    let options = options(&root);
+    let loaded = skiff_config::load(options.reload.as_ref().unwrap()).unwrap();
+    let builder = Arc::new(CountingBuilder::default());
+    let deployer = FakeDeployer::default();
+    let syncer = FakeSyncer::default();
+    let reporter = Arc::new(CollectingReporter::default());
+    let dev = DevLoop::new(&loaded.configs, options, reporter.clone())
+        .unwrap()
+        .with_build_stage(BuildStage::new().with_builder("app", builder.clone()))
+        .with_deployer(Box::new(deployer.clone()))
+        .with_syncer(Box::new(syncer.clone()));
+    let (changes, rx) = mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(dev.dev(Box::new(ChannelWatcher(rx)), async move {
+        let _ = stopped.await;
+    }));
+    wait_iterations(&reporter, 1).await;
+    assert_eq!(
+        *deployer.deployed.lock().unwrap(),
+        [vec!["app:v1".to_owned()]]
+    );
+
+    // A file the sync rules cover: synced into what runs, not rebuilt or redeployed.
+    changes.send(changed(root.join("app/index.html"))).unwrap();
+    wait_iterations(&reporter, 2).await;
+    assert_eq!(*syncer.copied.lock().unwrap(), ["app:v1 /srv/index.html"]);
+    assert_eq!(builder.builds.load(Ordering::SeqCst), 1);
+    assert_eq!(deployer.deployed.lock().unwrap().len(), 1);
+
+    // A source file: rebuilt and the new image deployed.
+    changes.send(changed(root.join("app/main.c"))).unwrap();
+    wait_iterations(&reporter, 3).await;
+    assert_eq!(
+        deployer.deployed.lock().unwrap().last().unwrap(),
+        &["app:v2".to_owned()]
+    );
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        deployer.cleanups.load(Ordering::SeqCst),
+        1,
+        "cleaned up on exit"
+    );
 }

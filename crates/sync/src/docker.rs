@@ -39,7 +39,7 @@ impl DockerSyncer {
     /// Connects to `docker_host` (`DOCKER_HOST`'s value: `unix:///path`, `tcp://host:port`;
     /// `None` means [`DEFAULT_DOCKER_HOST`]).
     pub async fn connect(docker_host: Option<&str>) -> Result<DockerSyncer, SyncError> {
-        let connection = DockerConnection::connect(docker_host)
+        let connection = DockerConnection::shared(docker_host)
             .await
             .map_err(|error| SyncError::Docker {
                 endpoint: error.endpoint().to_owned(),
