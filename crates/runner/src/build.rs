@@ -21,6 +21,7 @@ use skiff_types::change::ChangeSet;
 use skiff_types::event::{Event, Level, Reporter};
 use skiff_types::image::BuiltImage;
 
+use crate::schedule::ArtifactGraph;
 use crate::settings::BuildSettings;
 use crate::{RunnerError, schedule};
 
@@ -498,34 +499,22 @@ fn select(artifacts: &[ArtifactSpec], only: &[String]) -> Result<Vec<usize>, Run
     if only.is_empty() {
         return Ok((0..artifacts.len()).collect());
     }
-    let mut wanted: BTreeSet<usize> = BTreeSet::new();
-    let mut stack: Vec<usize> = Vec::new();
+    let graph = ArtifactGraph::new(artifacts);
+    let mut roots = Vec::new();
     for name in only {
-        let i = artifacts
-            .iter()
-            .position(|a| &a.image == name)
-            .ok_or_else(|| RunnerError::Settings {
-                message: format!(
-                    "--build-image {name}: no artifact builds that image; artifacts: {}",
-                    artifacts
-                        .iter()
-                        .map(|a| a.image.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            })?;
-        stack.push(i);
+        let i = graph.position(name).ok_or_else(|| RunnerError::Settings {
+            message: format!(
+                "--build-image {name}: no artifact builds that image; artifacts: {}",
+                artifacts
+                    .iter()
+                    .map(|a| a.image.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+        roots.push(i);
     }
-    while let Some(i) = stack.pop() {
-        if wanted.insert(i) {
-            for requirement in &artifacts[i].requires {
-                if let Some(j) = artifacts.iter().position(|a| a.image == requirement.image) {
-                    stack.push(j);
-                }
-            }
-        }
-    }
-    Ok(wanted.into_iter().collect())
+    Ok(graph.closure(roots).into_iter().collect())
 }
 
 fn warn(reporter: &dyn Reporter, text: String) {

@@ -47,6 +47,7 @@ use crate::RunnerError;
 use crate::build::{BuildOptions, BuildStage};
 use crate::deploy::{DeployRunOptions, DeploySession, DeploySettings, deploy_settings};
 use crate::render::{RenderRunOptions, RenderSettings, RenderStage, render_settings};
+use crate::schedule::ArtifactGraph;
 use crate::settings::{BuildSettings, build_settings};
 use crate::sync::{SyncOutcome, SyncSettings, SyncStage, sync_settings};
 use skiff_sync::Syncer;
@@ -1072,29 +1073,6 @@ impl DevLoop {
         fallback
     }
 
-    /// The artifacts to rebuild for `changed`: those, and every artifact requiring one of
-    /// them, transitively.
-    fn with_dependents(&self, changed: &BTreeSet<String>) -> Vec<String> {
-        let artifacts = &self.pipeline.build.artifacts;
-        let mut wanted: BTreeSet<String> = changed.clone();
-        loop {
-            let before = wanted.len();
-            for artifact in artifacts {
-                if artifact.requires.iter().any(|r| wanted.contains(&r.image)) {
-                    wanted.insert(artifact.image.clone());
-                }
-            }
-            if wanted.len() == before {
-                break;
-            }
-        }
-        artifacts
-            .iter()
-            .map(|a| a.image.clone())
-            .filter(|i| wanted.contains(i))
-            .collect()
-    }
-
     /// One iteration; `rebuild`: `None` builds everything, an empty set nothing; `deploy`:
     /// render and deploy after the build. Reports [`Event::IterationFinished`] either way.
     async fn iteration(
@@ -1200,7 +1178,9 @@ impl DevLoop {
         let only = match &rebuild {
             None => Some(Vec::new()),
             Some(set) if set.is_empty() => None,
-            Some(set) => Some(self.with_dependents(set)),
+            Some(set) => {
+                Some(ArtifactGraph::new(&self.pipeline.build.artifacts).with_dependents(set))
+            }
         };
         if let Some(only) = only.filter(|_| !self.pipeline.build.artifacts.is_empty()) {
             let started = Instant::now();

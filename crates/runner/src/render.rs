@@ -38,7 +38,7 @@ use skiff_types::template::Template;
 
 use crate::RunnerError;
 use crate::build::{BuildOptions, BuildStage};
-use crate::schedule::build_order;
+use crate::schedule::ArtifactGraph;
 use crate::settings::BuildSettings;
 
 /// Render settings of the loaded configs.
@@ -562,11 +562,12 @@ impl RenderStage {
         let mut references: BTreeMap<String, String> = BTreeMap::new();
         let mut keys: BTreeMap<String, String> = BTreeMap::new();
         let mut images = Vec::new();
-        for i in build_order(&build.artifacts)? {
+        let graph = ArtifactGraph::new(&build.artifacts);
+        for i in graph.order()? {
             let artifact = &build.artifacts[i];
             let policy = &build.tag_policies[i];
             let needed_by_wanted =
-                wanted.contains(&i) || indices.iter().any(|&w| requires(build, w, &artifact.image));
+                wanted.contains(&i) || indices.iter().any(|&w| graph.requires(w, &artifact.image));
             if !needed_by_wanted {
                 continue;
             }
@@ -624,29 +625,6 @@ impl RenderStage {
 }
 
 /// Whether artifact `index` requires `image`, directly or not.
-fn requires(build: &BuildSettings, index: usize, image: &str) -> bool {
-    let mut stack = vec![index];
-    let mut seen = BTreeSet::new();
-    while let Some(i) = stack.pop() {
-        if !seen.insert(i) {
-            continue;
-        }
-        for requirement in &build.artifacts[i].requires {
-            if requirement.image == image {
-                return true;
-            }
-            if let Some(j) = build
-                .artifacts
-                .iter()
-                .position(|a| a.image == requirement.image)
-            {
-                stack.push(j);
-            }
-        }
-    }
-    false
-}
-
 fn uses_input_digest(policy: &TagPolicy) -> bool {
     match policy {
         TagPolicy::InputDigest => true,

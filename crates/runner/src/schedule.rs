@@ -85,6 +85,90 @@ pub fn build_order(artifacts: &[ArtifactSpec]) -> Result<Vec<usize>, RunnerError
     Ok(order)
 }
 
+/// The artifacts and what each `requires`: every walk of those edges (build order, what a
+/// selection needs, what depends on a change) in one place.
+#[derive(Debug, Clone, Copy)]
+pub struct ArtifactGraph<'a> {
+    artifacts: &'a [ArtifactSpec],
+}
+
+impl<'a> ArtifactGraph<'a> {
+    /// The graph of `artifacts` (configuration order).
+    pub fn new(artifacts: &'a [ArtifactSpec]) -> ArtifactGraph<'a> {
+        ArtifactGraph { artifacts }
+    }
+
+    /// The index of the artifact building `image`.
+    pub fn position(&self, image: &str) -> Option<usize> {
+        self.artifacts.iter().position(|a| a.image == image)
+    }
+
+    /// The order builds may start in: each artifact after its requirements. Fails on a
+    /// requirement no artifact builds, or a cycle.
+    pub fn order(&self) -> Result<Vec<usize>, RunnerError> {
+        build_order(self.artifacts)
+    }
+
+    /// `roots` and everything they require, directly or not.
+    pub fn closure(&self, roots: impl IntoIterator<Item = usize>) -> BTreeSet<usize> {
+        let mut wanted = BTreeSet::new();
+        let mut stack: Vec<usize> = roots.into_iter().collect();
+        while let Some(i) = stack.pop() {
+            if wanted.insert(i) {
+                stack.extend(
+                    self.artifacts[i]
+                        .requires
+                        .iter()
+                        .filter_map(|r| self.position(&r.image)),
+                );
+            }
+        }
+        wanted
+    }
+
+    /// Whether the artifact at `index` requires `image`, directly or not.
+    pub fn requires(&self, index: usize, image: &str) -> bool {
+        self.closure([index])
+            .into_iter()
+            .any(|i| self.artifacts[i].requires.iter().any(|r| r.image == image))
+    }
+
+    /// `images` and every artifact that requires one of them, directly or not, in
+    /// configuration order.
+    pub fn with_dependents(&self, images: &BTreeSet<String>) -> Vec<String> {
+        let mut wanted: BTreeSet<&str> = images.iter().map(String::as_str).collect();
+        loop {
+            let before = wanted.len();
+            for artifact in self.artifacts {
+                if artifact
+                    .requires
+                    .iter()
+                    .any(|r| wanted.contains(r.image.as_str()))
+                {
+                    wanted.insert(&artifact.image);
+                }
+            }
+            if wanted.len() == before {
+                break;
+            }
+        }
+        self.artifacts
+            .iter()
+            .filter(|a| wanted.contains(a.image.as_str()))
+            .map(|a| a.image.clone())
+            .collect()
+    }
+
+    /// The artifacts that require `image` directly.
+    pub fn required_by(&self, image: &str) -> Vec<String> {
+        self.artifacts
+            .iter()
+            .filter(|a| a.requires.iter().any(|r| r.image == image))
+            .map(|a| a.image.clone())
+            .collect()
+    }
+}
+
 /// The outcome of a scheduled run: what was built (in completion order) and the first error.
 #[derive(Debug)]
 pub struct Scheduled<E> {
@@ -280,5 +364,29 @@ mod tests {
         .unwrap();
         assert_eq!(outcome.error.as_deref(), Some("base broke"));
         assert!(!outcome.built.values().any(|b| b.image_name == "app"));
+    }
+
+    #[test]
+    fn the_graph_walks_requirements_both_ways() {
+        let artifacts = [
+            artifact("web", &[("base", None)]),
+            artifact("base", &[("tools", None)]),
+            artifact("tools", &[]),
+            artifact("other", &[]),
+        ];
+        let graph = ArtifactGraph::new(&artifacts);
+        assert_eq!(graph.order().unwrap(), [2, 1, 0, 3]);
+        assert_eq!(
+            graph.closure([0]).into_iter().collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert!(graph.requires(0, "tools"));
+        assert!(!graph.requires(2, "web"));
+        assert_eq!(
+            graph.with_dependents(&BTreeSet::from(["tools".to_owned()])),
+            ["web", "base", "tools"]
+        );
+        assert_eq!(graph.required_by("base"), ["web"]);
+        assert_eq!(graph.position("other"), Some(3));
     }
 }

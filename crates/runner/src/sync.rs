@@ -54,6 +54,7 @@ use skiff_types::event::{Event, Level, Reporter};
 
 use crate::RunnerError;
 use crate::deploy::DeploySession;
+use crate::schedule::ArtifactGraph;
 use crate::settings::build_settings;
 
 /// Where `sync.infer` reads the Dockerfile's copy map from.
@@ -205,12 +206,7 @@ pub fn sync_settings(configs: &[EffectiveConfig]) -> Result<SyncSettings, Runner
             }
             _ => None,
         };
-        let required_by = build
-            .artifacts
-            .iter()
-            .filter(|a| a.requires.iter().any(|r| r.image == spec.image))
-            .map(|a| a.image.clone())
-            .collect();
+        let required_by = ArtifactGraph::new(&build.artifacts).required_by(&spec.image);
         settings.artifacts.push(ArtifactSync {
             image: spec.image.clone(),
             context: spec.context.clone(),
