@@ -45,6 +45,29 @@ fn kubectl(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
+/// Deletes what a `skiff run` of the app `name` left in the cluster when the test ends, also
+/// when it fails before `dev`'s own cleanup.
+struct Deployed<'a>(&'a str);
+
+impl Drop for Deployed<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("kubectl")
+            .args(["delete", "deployment,service", "-l"])
+            .arg(format!("app={}", self.0))
+            .args(["--ignore-not-found", "--wait=false"])
+            .output();
+        let _ = Command::new("kubectl")
+            .args([
+                "delete",
+                "deployment",
+                self.0,
+                "--ignore-not-found",
+                "--wait=false",
+            ])
+            .output();
+    }
+}
+
 /// `name restarts image` of each pod of the Deployment `app`, not being deleted.
 fn pods(app: &str) -> Vec<String> {
     let text = kubectl(&[
@@ -126,6 +149,7 @@ fn kubernetes_in_git_with_the_default_tagger_serves_every_edit() {
     let dir = go_webapp_copy(&name);
     git_commit_all(dir.path());
     let _images = EngineImages(repository.clone());
+    let _deployed = Deployed(&name);
     let mut skiff = Skiff::start(dir.path(), &["dev", "--port-forward=pods"]);
     let address = the_forwarded_address(&mut skiff, 0);
     wait_served(&address, "hello from go-webapp", BUILD, &skiff);
@@ -202,6 +226,7 @@ fn outside_git_run_twice_restarts_nothing_and_dev_serves_every_edit() {
         "the copy must be outside git"
     );
     let _images = EngineImages(repository.clone());
+    let _deployed = Deployed(&name);
     let cache = tempfile::tempdir().unwrap();
 
     // Outside git the tagger says `latest`: the pod must still run the local image.
@@ -245,6 +270,7 @@ fn sha256_tagger_run_succeeds_and_dev_serves_an_edit() {
     )
     .unwrap();
     let _images = EngineImages(repository.clone());
+    let _deployed = Deployed(&name);
     let cache = tempfile::tempdir().unwrap();
     run_skiff_with_cache(dir.path(), &["run"], cache.path());
     assert_content_reference(&deployed_image(&name), &repository);
