@@ -152,20 +152,7 @@ pub fn template_command(
     Ok(cluster.wrap(helm, &source.base_dir, &source.flags.global, args))
 }
 
-/// An image name as it appears in variable names: every character that cannot be part of a
-/// template identifier (`/`, `-`, `.`, `:`) becomes `_`.
-pub fn variable_suffix(image_name: &str) -> String {
-    image_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+pub use skiff_types::template::image_variable_suffix as variable_suffix;
 
 /// The template variables the built images provide, as Skaffold defines them for helm.
 ///

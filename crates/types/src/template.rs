@@ -252,6 +252,25 @@ impl Template {
     }
 }
 
+/// An image name as it appears in template variable names (`IMAGE_REPO_<suffix>`): every
+/// character that cannot be part of a template identifier (`/`, `-`, `.`, `:`) becomes `_`.
+///
+/// ```
+/// assert_eq!(skiff_types::template::image_variable_suffix("gcr.io/p/web-app"), "gcr_io_p_web_app");
+/// ```
+pub fn image_variable_suffix(image_name: &str) -> String {
+    image_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// What Go prints for a map key that is not set, under its default `missingkey` option.
 pub const NO_VALUE: &str = "<no value>";
 

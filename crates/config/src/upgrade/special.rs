@@ -453,7 +453,7 @@ fn to_v3alpha1(
                     .get("value")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let name = sanitize_helm_template_value(image);
+                let name = skiff_types::template::image_variable_suffix(image);
                 let strategy = old_releases
                     .get(release)
                     .and_then(|r| r.get("imageStrategy"))
@@ -575,7 +575,7 @@ fn helm_release(release: &Value) -> Value {
         let (Some(key), Some(image)) = (key.as_str(), image.as_str()) else {
             continue;
         };
-        let name = sanitize_helm_template_value(image);
+        let name = skiff_types::template::image_variable_suffix(image);
         if convention.is_some() {
             templates.insert(
                 format!("{key}.tag").into(),
@@ -610,20 +610,6 @@ fn helm_release(release: &Value) -> Value {
         new.insert("setValueTemplates".into(), Value::Mapping(templates));
     }
     Value::Mapping(new)
-}
-
-/// An image name as a template variable suffix: what is not a letter, digit or `_` becomes `_`.
-fn sanitize_helm_template_value(image: &str) -> String {
-    image
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// Skaffold folds `deploy.kustomize`'s deployer settings into `deploy.kubectl`.
