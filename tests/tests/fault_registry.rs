@@ -270,11 +270,11 @@ fn registry_down_during_a_push(prefix: &str, target: Target, extra: &[&str]) {
         "the iteration should fail in the build (the push): {summary}\n{}",
         skiff.output()
     );
-    let failure = skiff
-        .lines_from(mark)
-        .into_iter()
-        .find(|l| l.contains("failed") && l.contains(&address) && !l.contains(" — total "))
-        .unwrap_or_else(|| panic!("no line names the registry {address}:\n{}", skiff.output()));
+    // The error line goes to stderr, the summary to stdout: either may be read first.
+    let failure = skiff.wait_line(mark, Duration::from_secs(30), |l| {
+        (l.contains("failed") && l.contains(&address) && !l.contains(" — total "))
+            .then(|| l.to_owned())
+    });
     for wanted in [
         address.as_str(),
         name.as_str(),
