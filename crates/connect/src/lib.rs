@@ -1,7 +1,8 @@
-//! One way to reach the Docker engine, below the stage crates that talk to it (build, deploy,
-//! sync): which endpoint `DOCKER_HOST` names, the API version both sides speak, one health
-//! check, and one wording of what went wrong. A run connects once and hands clones of the
-//! [`DockerConnection`] (a cheap handle) to every stage.
+//! One way to reach the Docker engine and a Kubernetes cluster, below the stage crates that talk
+//! to them (build, deploy, sync): which endpoint `DOCKER_HOST` names, the API version both sides
+//! speak, one health check, and one wording of what went wrong; for a cluster, the merged
+//! kubeconfig, the context and a probe ([`kubernetes`]). A run connects once and hands clones of
+//! the [`DockerConnection`] (a cheap handle) to every stage.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), skiff_connect::ConnectError> {
@@ -11,6 +12,8 @@
 //! # Ok(())
 //! # }
 //! ```
+
+pub mod kubernetes;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -45,20 +48,42 @@ pub enum ConnectError {
         #[source]
         source: Option<EngineError>,
     },
+    /// The kubeconfig cannot be read or names no such context.
+    #[error("kubeconfig {kubeconfig}: {reason}")]
+    Kubeconfig {
+        /// The file (or files) read.
+        kubeconfig: String,
+        /// What is wrong, naming the context.
+        reason: String,
+    },
+    /// The cluster's API server cannot be reached.
+    #[error("cannot reach the Kubernetes API server of context `{context}` ({server}): {reason}")]
+    ClusterUnreachable {
+        /// The kube-context.
+        context: String,
+        /// The server URL.
+        server: String,
+        /// The connection error.
+        reason: String,
+    },
 }
 
 impl ConnectError {
-    /// The endpoint skiff looked at.
+    /// Where skiff looked: the engine endpoint, the kubeconfig files, or the API server.
     pub fn endpoint(&self) -> &str {
         match self {
             ConnectError::Unreachable { endpoint, .. } => endpoint,
+            ConnectError::Kubeconfig { kubeconfig, .. } => kubeconfig,
+            ConnectError::ClusterUnreachable { server, .. } => server,
         }
     }
 
     /// What happened, without the endpoint and advice.
     pub fn reason(&self) -> &str {
         match self {
-            ConnectError::Unreachable { reason, .. } => reason,
+            ConnectError::Unreachable { reason, .. }
+            | ConnectError::Kubeconfig { reason, .. }
+            | ConnectError::ClusterUnreachable { reason, .. } => reason,
         }
     }
 }

@@ -171,9 +171,23 @@ pub enum DeployError {
 
 impl From<skiff_connect::ConnectError> for DeployError {
     fn from(error: skiff_connect::ConnectError) -> DeployError {
-        DeployError::EngineUnavailable {
-            endpoint: error.endpoint().to_owned(),
-            reason: error.reason().to_owned(),
+        match error {
+            skiff_connect::ConnectError::Kubeconfig { kubeconfig, reason } => {
+                DeployError::Kubeconfig { kubeconfig, reason }
+            }
+            skiff_connect::ConnectError::ClusterUnreachable {
+                context,
+                server,
+                reason,
+            } => DeployError::ClusterUnreachable {
+                context,
+                server,
+                reason,
+            },
+            other => DeployError::EngineUnavailable {
+                endpoint: other.endpoint().to_owned(),
+                reason: other.reason().to_owned(),
+            },
         }
     }
 }
