@@ -90,24 +90,22 @@ pub(super) fn step(
         }
         "skaffold/v1beta8" => {
             each_pipeline(old, new, |old_p, new_p, prefix| {
-                for (i, a) in artifacts(old_p).iter().enumerate() {
+                for_each_item(old_p, new_p, ARTIFACTS, |i, a, target| {
                     let Some(Value::Mapping(plugin)) = a.get("plugin") else {
-                        continue;
+                        return;
                     };
                     handled.push(format!("{prefix}build.artifacts[{i}].plugin"));
                     let name = plugin.get("name").and_then(Value::as_str).unwrap_or("");
                     let properties = plugin.get("properties").cloned().unwrap_or(Value::Null);
                     if matches!(name, "bazel" | "docker") {
-                        if let Some(target) = artifact_mut(new_p, i) {
-                            target.insert(name.into(), properties);
-                        }
+                        target.insert(name.into(), properties);
                     } else {
                         notes.push(Note {
                             field: Some(format!("{prefix}build.artifacts[{i}].plugin")),
                             message: format!("builder plugin `{name}` has no equivalent after skaffold/v1beta8 (only `bazel` and `docker` carry over): it is dropped, as Skaffold drops it"),
                         });
                     }
-                }
+                });
                 if let Some(Value::Mapping(env)) = get(old_p, &["build", "executionEnvironment"]) {
                     handled.push(format!("{prefix}build.executionEnvironment"));
                     let name = env.get("name").and_then(Value::as_str).unwrap_or("");
@@ -125,9 +123,9 @@ pub(super) fn step(
         }
         "skaffold/v1beta9" => {
             each_pipeline(old, new, |old_p, new_p, prefix| {
-                for (i, a) in artifacts(old_p).iter().enumerate() {
+                for_each_item(old_p, new_p, ARTIFACTS, |i, a, target| {
                     let Some(Value::Mapping(sync)) = a.get("sync") else {
-                        continue;
+                        return;
                     };
                     handled.push(format!("{prefix}build.artifacts[{i}].sync"));
                     let mut rules = Vec::new();
@@ -137,22 +135,20 @@ pub(super) fn step(
                         };
                         rules.push(sync_rule(src, dest, prefix, i, notes));
                     }
-                    if let Some(target) = artifact_mut(new_p, i) {
-                        if rules.is_empty() {
-                            target.remove("sync");
-                        } else {
-                            let mut manual = Mapping::new();
-                            manual.insert("manual".into(), Value::Sequence(rules));
-                            target.insert("sync".into(), Value::Mapping(manual));
-                        }
+                    if rules.is_empty() {
+                        target.remove("sync");
+                    } else {
+                        let mut manual = Mapping::new();
+                        manual.insert("manual".into(), Value::Sequence(rules));
+                        target.insert("sync".into(), Value::Mapping(manual));
                     }
-                }
+                });
                 Ok(())
             })?;
         }
         "skaffold/v1beta13" => {
             each_pipeline(old, new, |old_p, new_p, prefix| {
-                for (i, a) in artifacts(old_p).iter().enumerate() {
+                for_each_item(old_p, new_p, ARTIFACTS, |i, a, target| {
                     let jib = if let Some(Value::Mapping(maven)) = a.get("jibMaven") {
                         handled.push(format!("{prefix}build.artifacts[{i}].jibMaven"));
                         let mut flags = sequence_values(maven.get("args"));
@@ -171,29 +167,25 @@ pub(super) fn step(
                             "gradle",
                         )
                     } else {
-                        continue;
+                        return;
                     };
-                    if let Some(target) = artifact_mut(new_p, i) {
-                        target.insert("jib".into(), jib);
-                    }
-                }
+                    target.insert("jib".into(), jib);
+                });
                 Ok(())
             })?;
         }
         "skaffold/v2alpha1" => {
             each_pipeline(old, new, |old_p, new_p, prefix| {
-                for (i, a) in artifacts(old_p).iter().enumerate() {
+                for_each_item(old_p, new_p, ARTIFACTS, |i, a, target| {
                     let Some(init) = get(a, &["kaniko", "buildContext", "localDir", "initImage"])
                     else {
-                        continue;
+                        return;
                     };
                     handled.push(format!("{prefix}build.artifacts[{i}].kaniko.buildContext"));
-                    if let Some(target) = artifact_mut(new_p, i) {
-                        if let Some(Value::Mapping(kaniko)) = target.get_mut("kaniko") {
-                            kaniko.insert("initImage".into(), init.clone());
-                        }
+                    if let Some(Value::Mapping(kaniko)) = target.get_mut("kaniko") {
+                        kaniko.insert("initImage".into(), init.clone());
                     }
-                }
+                });
                 Ok(())
             })?;
         }
@@ -214,17 +206,12 @@ pub(super) fn step(
         }
         "skaffold/v2beta3" => {
             each_pipeline(old, new, |old_p, new_p, prefix| {
-                for_each_release(
-                    old_p,
-                    new_p,
-                    &["deploy", "helm", "releases"],
-                    |i, old_r, new_r| {
-                        if let Some(values) = old_r.get("values") {
-                            handled.push(format!("{prefix}deploy.helm.releases[{i}].values"));
-                            new_r.insert("artifactOverrides".into(), values.clone());
-                        }
-                    },
-                );
+                for_each_item(old_p, new_p, HELM_RELEASES, |i, old_r, new_r| {
+                    if let Some(values) = old_r.get("values") {
+                        handled.push(format!("{prefix}deploy.helm.releases[{i}].values"));
+                        new_r.insert("artifactOverrides".into(), values.clone());
+                    }
+                });
                 Ok(())
             })?;
         }
@@ -243,27 +230,22 @@ pub(super) fn step(
         }
         "skaffold/v2beta12" => {
             each_pipeline(old, new, |old_p, new_p, prefix| {
-                for_each_release(
-                    old_p,
-                    new_p,
-                    &["deploy", "helm", "releases"],
-                    |i, old_r, new_r| {
-                        if old_r.get("remote").is_some() {
-                            handled.push(format!("{prefix}deploy.helm.releases[{i}].remote"));
+                for_each_item(old_p, new_p, HELM_RELEASES, |i, old_r, new_r| {
+                    if old_r.get("remote").is_some() {
+                        handled.push(format!("{prefix}deploy.helm.releases[{i}].remote"));
+                    }
+                    if old_r.get("remote") == Some(&Value::Bool(true)) {
+                        if let Some(chart) = new_r.remove("chartPath") {
+                            new_r.insert("remoteChart".into(), chart);
                         }
-                        if old_r.get("remote") == Some(&Value::Bool(true)) {
-                            if let Some(chart) = new_r.remove("chartPath") {
-                                new_r.insert("remoteChart".into(), chart);
-                            }
-                        }
-                    },
-                );
+                    }
+                });
                 Ok(())
             })?;
         }
         "skaffold/v2beta16" => {
-            each_pipeline(old, new, |old_p, _new_p, prefix| {
-                for (i, a) in artifacts(old_p).iter().enumerate() {
+            each_pipeline(old, new, |old_p, new_p, prefix| {
+                for_each_item(old_p, new_p, ARTIFACTS, |i, a, _| {
                     if let Some(dst) = get(a, &["docker", "secret", "dst"]) {
                         handled.push(format!("{prefix}build.artifacts[{i}].docker.secret.dst"));
                         notes.push(Note {
@@ -274,15 +256,15 @@ pub(super) fn step(
                             ),
                         });
                     }
-                }
+                });
                 Ok(())
             })?;
         }
         "skaffold/v2beta22" => {
             each_pipeline(old, new, |old_p, new_p, prefix| {
-                for (i, a) in artifacts(old_p).iter().enumerate() {
+                for_each_item(old_p, new_p, ARTIFACTS, |i, a, target| {
                     let Some(Value::Mapping(secret)) = get(a, &["docker", "secret"]) else {
-                        continue;
+                        return;
                     };
                     handled.push(format!("{prefix}build.artifacts[{i}].docker.secret"));
                     let kept: Mapping = secret
@@ -290,32 +272,27 @@ pub(super) fn step(
                         .filter(|(k, _)| matches!(k.as_str(), Some("id" | "src")))
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect();
-                    if let Some(target) = artifact_mut(new_p, i) {
-                        if let Some(Value::Mapping(docker)) = target.get_mut("docker") {
-                            docker.insert(
-                                "secrets".into(),
-                                Value::Sequence(vec![Value::Mapping(kept)]),
-                            );
-                        }
+                    if let Some(Value::Mapping(docker)) = target.get_mut("docker") {
+                        docker.insert(
+                            "secrets".into(),
+                            Value::Sequence(vec![Value::Mapping(kept)]),
+                        );
                     }
-                }
+                });
                 Ok(())
             })?;
         }
         "skaffold/v2beta27" => {
             each_pipeline(old, new, |old_p, new_p, prefix| {
-                for (i, a) in artifacts(old_p).iter().enumerate() {
+                for_each_item(old_p, new_p, ARTIFACTS, |i, a, target| {
                     let Some(Value::Sequence(platforms)) = get(a, &["ko", "platforms"]) else {
-                        continue;
+                        return;
                     };
                     handled.push(format!("{prefix}build.artifacts[{i}].ko.platforms"));
-                    if platforms.is_empty() {
-                        continue;
-                    }
-                    if let Some(target) = artifact_mut(new_p, i) {
+                    if !platforms.is_empty() {
                         target.insert("platforms".into(), Value::Sequence(platforms.clone()));
                     }
-                }
+                });
                 Ok(())
             })?;
         }
@@ -417,7 +394,7 @@ fn to_v3alpha1(
     // Profile patches name fields by path: those that moved are rewritten (a patch of
     // `/deploy/helm/…` is kept for the deployer and copied for `manifests.helm`; one of a
     // release's `artifactOverrides` becomes one of its `setValueTemplates`).
-    let old_releases = sequence_values(get(old, &["deploy", "helm", "releases"]));
+    let old_releases = sequence_values(get(old, HELM_RELEASES));
     let has_helm = get(old, &["deploy", "helm"]).is_some();
     if let Some(Value::Sequence(profiles)) =
         new.as_mapping_mut().and_then(|m| m.get_mut("profiles"))
@@ -453,38 +430,22 @@ fn to_v3alpha1(
                     .get("value")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let name = skiff_types::template::image_variable_suffix(image);
-                let strategy = old_releases
+                let convention = old_releases
                     .get(release)
                     .and_then(|r| r.get("imageStrategy"))
                     .and_then(|s| s.get("helm"));
-                let Some(convention) = strategy else {
-                    patch.insert("path".into(), moved.into());
-                    patch.insert(
-                        "value".into(),
-                        format!("{{{{.IMAGE_FULLY_QUALIFIED_{name}}}}}").into(),
-                    );
-                    continue;
-                };
-                patch.insert("path".into(), format!("{moved}.tag").into());
-                patch.insert(
-                    "value".into(),
-                    format!("{{{{.IMAGE_TAG_{name}}}}}@{{{{.IMAGE_DIGEST_{name}}}}}").into(),
-                );
-                let mut sibling = |suffix: &str, value: String| {
-                    let mut added = patch.clone();
-                    added.insert("path".into(), format!("{moved}.{suffix}").into());
+                // The patch itself sets the first template; the others are added after it.
+                let mut templates = override_templates(&moved, image, convention).into_iter();
+                let original = patch.clone();
+                if let Some((path, value)) = templates.next() {
+                    patch.insert("path".into(), path.into());
+                    patch.insert("value".into(), value.into());
+                }
+                for (path, value) in templates {
+                    let mut added = original.clone();
+                    added.insert("path".into(), path.into());
                     added.insert("value".into(), value.into());
                     extra.push(Value::Mapping(added));
-                };
-                if convention.get("explicitRegistry") == Some(&Value::Bool(true)) {
-                    sibling("registry", format!("{{{{.IMAGE_DOMAIN_{name}}}}}"));
-                    sibling(
-                        "repository",
-                        format!("{{{{.IMAGE_REPO_NO_DOMAIN_{name}}}}}"),
-                    );
-                } else {
-                    sibling("repository", format!("{{{{.IMAGE_REPO_{name}}}}}"));
                 }
             }
             patches.extend(extra);
@@ -559,14 +520,7 @@ fn helm_release(release: &Value) -> Value {
     let Some(Value::Mapping(overrides)) = overrides else {
         return Value::Mapping(new);
     };
-    let convention = strategy
-        .as_ref()
-        .and_then(|s| s.as_mapping())
-        .and_then(|s| s.get("helm"));
-    let explicit_registry = convention
-        .and_then(Value::as_mapping)
-        .and_then(|c| c.get("explicitRegistry"))
-        == Some(&Value::Bool(true));
+    let convention = strategy.as_ref().and_then(|s| s.get("helm"));
     let mut templates = match new.remove("setValueTemplates") {
         Some(Value::Mapping(t)) => t,
         _ => Mapping::new(),
@@ -575,32 +529,8 @@ fn helm_release(release: &Value) -> Value {
         let (Some(key), Some(image)) = (key.as_str(), image.as_str()) else {
             continue;
         };
-        let name = skiff_types::template::image_variable_suffix(image);
-        if convention.is_some() {
-            templates.insert(
-                format!("{key}.tag").into(),
-                format!("{{{{.IMAGE_TAG_{name}}}}}@{{{{.IMAGE_DIGEST_{name}}}}}").into(),
-            );
-            if explicit_registry {
-                templates.insert(
-                    format!("{key}.registry").into(),
-                    format!("{{{{.IMAGE_DOMAIN_{name}}}}}").into(),
-                );
-                templates.insert(
-                    format!("{key}.repository").into(),
-                    format!("{{{{.IMAGE_REPO_NO_DOMAIN_{name}}}}}").into(),
-                );
-            } else {
-                templates.insert(
-                    format!("{key}.repository").into(),
-                    format!("{{{{.IMAGE_REPO_{name}}}}}").into(),
-                );
-            }
-        } else {
-            templates.insert(
-                key.into(),
-                format!("{{{{.IMAGE_FULLY_QUALIFIED_{name}}}}}").into(),
-            );
+        for (key, template) in override_templates(key, image, convention) {
+            templates.insert(key.into(), template.into());
         }
     }
     if !new.contains_key("setValues") {
@@ -610,6 +540,45 @@ fn helm_release(release: &Value) -> Value {
         new.insert("setValueTemplates".into(), Value::Mapping(templates));
     }
     Value::Mapping(new)
+}
+
+/// What one `artifactOverrides` entry (`key: image`) becomes in `setValueTemplates`, as
+/// Skaffold's v2beta29 upgrade writes it: with the helm image strategy (`convention`, the
+/// release's `imageStrategy.helm`) `key.tag`, `key.registry` when it asks for an explicit
+/// registry, and `key.repository`; otherwise `key` itself, fully qualified.
+fn override_templates(key: &str, image: &str, convention: Option<&Value>) -> Vec<(String, String)> {
+    let name = skiff_types::template::image_variable_suffix(image);
+    let Some(convention) = convention else {
+        return vec![(
+            key.to_owned(),
+            format!("{{{{.IMAGE_FULLY_QUALIFIED_{name}}}}}"),
+        )];
+    };
+    let tag = (
+        format!("{key}.tag"),
+        format!("{{{{.IMAGE_TAG_{name}}}}}@{{{{.IMAGE_DIGEST_{name}}}}}"),
+    );
+    if convention.get("explicitRegistry") == Some(&Value::Bool(true)) {
+        vec![
+            tag,
+            (
+                format!("{key}.registry"),
+                format!("{{{{.IMAGE_DOMAIN_{name}}}}}"),
+            ),
+            (
+                format!("{key}.repository"),
+                format!("{{{{.IMAGE_REPO_NO_DOMAIN_{name}}}}}"),
+            ),
+        ]
+    } else {
+        vec![
+            tag,
+            (
+                format!("{key}.repository"),
+                format!("{{{{.IMAGE_REPO_{name}}}}}"),
+            ),
+        ]
+    }
 }
 
 /// Skaffold folds `deploy.kustomize`'s deployer settings into `deploy.kubectl`.
@@ -784,7 +753,7 @@ pub(super) fn from_v1alpha1(old: &Value, notes: &mut Vec<Note>) -> Value {
         _ => {}
     }
     let mut artifacts = Vec::new();
-    if let Some(Value::Sequence(old_artifacts)) = get(old, &["build", "artifacts"]) {
+    if let Some(Value::Sequence(old_artifacts)) = get(old, ARTIFACTS) {
         for a in old_artifacts {
             let mut artifact = Mapping::new();
             for key in ["imageName", "workspace"] {
@@ -851,11 +820,7 @@ pub(super) fn from_v1alpha1(old: &Value, notes: &mut Vec<Note>) -> Value {
                 Value::Mapping(kept)
             })
             .collect();
-        put(
-            &mut new,
-            &["deploy", "helm", "releases"],
-            Value::Sequence(releases),
-        );
+        put(&mut new, HELM_RELEASES, Value::Sequence(releases));
     }
     if let Some(Value::Mapping(kubectl)) = get(old, &["deploy", "kubectl"]) {
         let mut paths = Vec::new();
@@ -904,17 +869,6 @@ fn each_pipeline(
     Ok(())
 }
 
-fn artifacts(pipeline: &Value) -> Vec<Value> {
-    sequence_values(get(pipeline, &["build", "artifacts"]))
-}
-
-fn artifact_mut(pipeline: &mut Value, index: usize) -> Option<&mut Mapping> {
-    get_mut(pipeline, &["build", "artifacts"])?
-        .as_sequence_mut()?
-        .get_mut(index)?
-        .as_mapping_mut()
-}
-
 fn get_mut<'a>(value: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
     let mut current = value;
     for key in path {
@@ -923,19 +877,29 @@ fn get_mut<'a>(value: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
     Some(current)
 }
 
-fn for_each_release(
+/// Where a pipeline lists its artifacts.
+const ARTIFACTS: &[&str] = &["build", "artifacts"];
+
+/// Where a pipeline lists its helm releases (before skaffold/v3).
+const HELM_RELEASES: &[&str] = &["deploy", "helm", "releases"];
+
+/// Calls `f` with each item of the sequence at `path` in `old_p` and, matched by index, the
+/// same item in `new_p` (artifacts and releases keep their places through an upgrade).
+fn for_each_item(
     old_p: &Value,
     new_p: &mut Value,
     path: &[&str],
-    mut f: impl FnMut(usize, &Mapping, &mut Mapping),
+    mut f: impl FnMut(usize, &Value, &mut Mapping),
 ) {
-    let old_releases = sequence_values(get(old_p, path));
-    let Some(Value::Sequence(new_releases)) = get_mut(new_p, path) else {
+    let Some(Value::Sequence(old_items)) = get(old_p, path) else {
         return;
     };
-    for (i, (old_r, new_r)) in old_releases.iter().zip(new_releases.iter_mut()).enumerate() {
-        if let (Value::Mapping(old_r), Value::Mapping(new_r)) = (old_r, new_r) {
-            f(i, old_r, new_r);
+    let Some(Value::Sequence(new_items)) = get_mut(new_p, path) else {
+        return;
+    };
+    for (i, (old_item, new_item)) in old_items.iter().zip(new_items.iter_mut()).enumerate() {
+        if let Value::Mapping(new_item) = new_item {
+            f(i, old_item, new_item);
         }
     }
 }
@@ -946,17 +910,12 @@ fn helm_values_file_path(
     prefix: &str,
     handled: &mut Vec<String>,
 ) {
-    for_each_release(
-        old_p,
-        new_p,
-        &["deploy", "helm", "releases"],
-        |i, old_r, new_r| {
-            if let Some(path) = old_r.get("valuesFilePath") {
-                handled.push(format!("{prefix}deploy.helm.releases[{i}].valuesFilePath"));
-                if path.as_str().is_some_and(|p| !p.is_empty()) {
-                    new_r.insert("valuesFiles".into(), Value::Sequence(vec![path.clone()]));
-                }
+    for_each_item(old_p, new_p, HELM_RELEASES, |i, old_r, new_r| {
+        if let Some(path) = old_r.get("valuesFilePath") {
+            handled.push(format!("{prefix}deploy.helm.releases[{i}].valuesFilePath"));
+            if path.as_str().is_some_and(|p| !p.is_empty()) {
+                new_r.insert("valuesFiles".into(), Value::Sequence(vec![path.clone()]));
             }
-        },
-    );
+        }
+    });
 }
