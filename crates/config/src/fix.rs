@@ -78,22 +78,23 @@ pub(crate) fn fix_text(
         });
     };
     // Checks the file (and gives its errors their positions) before rewriting it.
-    let documents = parse_documents(file, text)?;
-    let mut warnings = Vec::new();
-    let mut outputs = Vec::new();
-    let mut changed = false;
-    for document in &documents {
-        let tree = serde_yaml::Value::deserialize(
-            serde_yaml::Deserializer::from_str(text)
-                .nth(document_stream_index(text, document.index))
-                .ok_or_else(|| ConfigError::Empty {
-                    file: file.to_path_buf(),
-                })?,
-        )
-        .map_err(|error| ConfigError::Syntax {
+    parse_documents(file, text)?;
+    // The documents as written (with their `.`-keys), the empty ones left out as
+    // `parse_documents` leaves them out.
+    let mut trees = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(text) {
+        let tree = Value::deserialize(document).map_err(|error| ConfigError::Syntax {
             location: Location::start_of(file),
             message: error.to_string(),
         })?;
+        if !tree.is_null() {
+            trees.push(tree);
+        }
+    }
+    let mut warnings = Vec::new();
+    let mut outputs = Vec::new();
+    let mut changed = false;
+    for tree in trees {
         let version = tree
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -181,22 +182,6 @@ pub(crate) fn fix_text(
         changed,
         warnings,
     })
-}
-
-/// The position of the `index`-th non-empty document among all documents of the stream.
-fn document_stream_index(text: &str, index: usize) -> usize {
-    let mut non_empty = 0;
-    for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(document).unwrap_or(Value::Null);
-        if value.is_null() {
-            continue;
-        }
-        if non_empty == index {
-            return i;
-        }
-        non_empty += 1;
-    }
-    index
 }
 
 /// The text of each document (without its `---` line).
