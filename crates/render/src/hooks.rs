@@ -129,9 +129,10 @@ pub(crate) async fn run(
         report(reporter, Level::Info, line.to_owned());
     }
     if !output.status.success() {
-        let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(failed(output.status.to_string(), tail.join("\n")));
+        return Err(failed(
+            output.status.to_string(),
+            crate::tools::stderr_tail(&stderr),
+        ));
     }
     if !capture {
         for line in stdout.lines() {

@@ -593,14 +593,12 @@ impl Renderer for ManifestRenderer {
             hooks::completed(reporter, "pre");
         }
         let streams = self.streams(images, reporter).await?;
-        let (mut manifests, used) = self.process(&streams, images)?;
+        let (manifests, used) = self.process(&streams, images)?;
+        let mut rendered = ManifestSet { manifests };
         if !hooks.after.is_empty() {
             hooks::starting(reporter, "post");
             for hook in &hooks.after {
-                let input = ManifestSet {
-                    manifests: manifests.clone(),
-                }
-                .to_yaml_stream();
+                let input = rendered.to_yaml_stream();
                 let output = hooks::run(
                     &hook.host,
                     "after",
@@ -629,7 +627,7 @@ impl Renderer for ManifestRenderer {
                     text: output,
                     namespace: None,
                 };
-                manifests = self.process_with(&[stream], &[], &[])?.0;
+                rendered.manifests = self.process_with(&[stream], &[], &[])?.0;
             }
             hooks::completed(reporter, "post");
         }
@@ -642,6 +640,6 @@ impl Renderer for ManifestRenderer {
                 );
             }
         }
-        Ok(ManifestSet { manifests })
+        Ok(rendered)
     }
 }

@@ -82,13 +82,17 @@ impl ToolCommand {
             .map_err(|error| failed(format!("could not start: {error}"), String::new()))?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !output.status.success() {
-            let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(failed(output.status.to_string(), tail.join("\n")));
+            return Err(failed(output.status.to_string(), stderr_tail(&stderr)));
         }
         String::from_utf8(output.stdout)
             .map_err(|_| failed("wrote output that is not UTF-8".into(), String::new()))
     }
+}
+
+/// The last lines of a failed command's standard error, quoted in [`RenderError::ToolFailed`].
+pub(crate) fn stderr_tail(stderr: &str) -> String {
+    let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
 /// Which program builds kustomizations.
