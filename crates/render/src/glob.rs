@@ -99,20 +99,7 @@ pub(crate) fn expand(base_dir: &Path, glob: &str) -> Result<Vec<PathBuf>, Render
             walk_files(&full, &mut files);
         }
     } else {
-        let mut pattern = escape(&root.to_string_lossy());
-        if !pattern.is_empty() && !pattern.ends_with('/') {
-            pattern.push('/');
-        }
-        pattern.push_str(&rest.join("/"));
-        let matcher = GlobBuilder::new(&pattern)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|error| RenderError::InvalidGlob {
-                glob: glob.to_owned(),
-                message: error.kind().to_string(),
-            })?
-            .compile_matcher();
+        let matcher = matcher(base, glob)?;
         let mut matched = Vec::new();
         let depth = if recursive { usize::MAX } else { pattern_depth };
         walk_matching(&root, depth, &matcher, &mut matched);
@@ -133,8 +120,9 @@ pub(crate) fn expand(base_dir: &Path, glob: &str) -> Result<Vec<PathBuf>, Render
     Ok(files)
 }
 
-/// A matcher for the paths `glob` (relative to `base_dir`) selects, built as [`expand`]
-/// builds it: `*` and `?` stay within a path component, `**` crosses them.
+/// A matcher for the paths `glob` (relative to `base_dir`) selects — what [`expand`] walks
+/// with: `*` and `?` stay within a path component, `**` crosses them, the literal part is
+/// escaped.
 pub(crate) fn matcher(base_dir: &Path, glob: &str) -> Result<globset::GlobMatcher, RenderError> {
     let full = base_dir.join(glob);
     let mut pattern = String::new();
