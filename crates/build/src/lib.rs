@@ -84,9 +84,7 @@ pub enum BuildError {
         kind: String,
     },
     /// The Docker engine cannot be reached.
-    #[error(
-        "cannot reach the Docker engine at {endpoint}: {reason}; start the engine, or point DOCKER_HOST at one that runs"
-    )]
+    #[error("{}", skiff_connect::unreachable_message(endpoint, reason))]
     EngineUnavailable {
         /// Where skiff looked.
         endpoint: String,

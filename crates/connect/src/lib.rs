@@ -36,9 +36,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 #[non_exhaustive]
 pub enum ConnectError {
     /// Nothing (or nothing that speaks the Docker API) answers at the endpoint.
-    #[error(
-        "cannot reach the Docker engine at {endpoint}: {reason}; start the engine, or point DOCKER_HOST at one that runs"
-    )]
+    #[error("{}", unreachable_message(endpoint, reason))]
     Unreachable {
         /// Where skiff looked.
         endpoint: String,
@@ -86,6 +84,13 @@ impl ConnectError {
             | ConnectError::ClusterUnreachable { reason, .. } => reason,
         }
     }
+}
+
+/// What every stage says when the engine at `endpoint` cannot be reached, for `reason`.
+pub fn unreachable_message(endpoint: &str, reason: &str) -> String {
+    format!(
+        "cannot reach the Docker engine at {endpoint}: {reason}; start the engine, or point DOCKER_HOST at one that runs"
+    )
 }
 
 /// A connection to one Docker engine; clones share it.
