@@ -72,11 +72,6 @@ impl DockerEngine {
         }
     }
 
-    /// The connection, for the other stages of the run.
-    pub fn connection(&self) -> DockerConnection {
-        DockerConnection::from_client(self.docker.clone(), self.endpoint.clone())
-    }
-
     /// The endpoint this engine was reached at.
     pub fn endpoint(&self) -> &str {
         &self.endpoint

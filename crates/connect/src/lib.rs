@@ -169,14 +169,6 @@ impl DockerConnection {
         Ok(connection)
     }
 
-    /// A connection over an existing client; `endpoint` names it in messages.
-    pub fn from_client(docker: Docker, endpoint: impl Into<String>) -> DockerConnection {
-        DockerConnection {
-            docker,
-            endpoint: endpoint.into(),
-        }
-    }
-
     /// The endpoint it was reached at.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
