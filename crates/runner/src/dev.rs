@@ -355,6 +355,20 @@ impl std::fmt::Debug for State {
     }
 }
 
+/// The sync stage of `pipeline`: skiff's Docker and Kubernetes syncers, or `plugged` instead.
+fn sync_stage(
+    pipeline: &Pipeline,
+    options: &DevOptions,
+    plugged: Option<&Arc<dyn Syncer>>,
+) -> SyncStage {
+    let stage = SyncStage::new(pipeline.sync.clone(), options.deploy.run_id.clone())
+        .with_docker_host(options.deploy.docker_host.clone());
+    match plugged {
+        Some(syncer) => stage.with_syncer(syncer.clone()),
+        None => stage,
+    }
+}
+
 /// The dev loop. See the [module docs](self).
 pub struct DevLoop {
     pipeline: Pipeline,
@@ -446,12 +460,11 @@ impl DevLoop {
                 message: "the dev loop needs a run id".into(),
             })?;
         options.deploy.run_id = run_id.clone();
-        options.render.build.run_id = Some(run_id.clone());
+        options.render.build.run_id = Some(run_id);
         let (control, control_rx) = DevControl::new(&options);
         let pipeline = Pipeline::new(configs, &options)?;
         Ok(DevLoop {
-            sync: SyncStage::new(pipeline.sync.clone(), run_id)
-                .with_docker_host(options.deploy.docker_host.clone()),
+            sync: sync_stage(&pipeline, &options, None),
             pipeline,
             options,
             build: BuildStage::new(),
@@ -491,11 +504,7 @@ impl DevLoop {
     /// Syncs with `syncer` instead of skiff's Docker and Kubernetes syncers.
     pub fn with_syncer(mut self, syncer: Box<dyn Syncer>) -> DevLoop {
         let syncer: Arc<dyn Syncer> = Arc::from(syncer);
-        self.sync = std::mem::replace(
-            &mut self.sync,
-            SyncStage::new(SyncSettings::default(), String::new()),
-        )
-        .with_syncer(syncer.clone());
+        self.sync = sync_stage(&self.pipeline, &self.options, Some(&syncer));
         self.syncer = Some(syncer);
         self
     }
@@ -851,18 +860,7 @@ impl DevLoop {
         detach(state);
         let same_deploy = new.deploy == self.pipeline.deploy;
         self.pipeline = new;
-        self.sync = SyncStage::new(
-            self.pipeline.sync.clone(),
-            self.options.deploy.run_id.clone(),
-        )
-        .with_docker_host(self.options.deploy.docker_host.clone());
-        if let Some(syncer) = &self.syncer {
-            self.sync = std::mem::replace(
-                &mut self.sync,
-                SyncStage::new(SyncSettings::default(), String::new()),
-            )
-            .with_syncer(syncer.clone());
-        }
+        self.sync = sync_stage(&self.pipeline, &self.options, self.syncer.as_ref());
         state.images.clear();
         state.dependencies.clear();
         if !same_deploy {
