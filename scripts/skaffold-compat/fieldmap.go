@@ -17,19 +17,13 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/latest"
+	v1 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1"
 	v1alpha2 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1alpha2"
 	v1alpha3 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1alpha3"
 	v1alpha4 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1alpha4"
 	v1alpha5 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1alpha5"
 	v1beta1 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta1"
-	v1beta2 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta2"
-	v1beta3 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta3"
-	v1beta4 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta4"
-	v1beta5 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta5"
-	v1beta6 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta6"
-	v1beta7 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta7"
-	v1beta8 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta8"
-	v1beta9 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta9"
 	v1beta10 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta10"
 	v1beta11 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta11"
 	v1beta12 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta12"
@@ -38,20 +32,19 @@ import (
 	v1beta15 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta15"
 	v1beta16 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta16"
 	v1beta17 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta17"
-	v1 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1"
+	v1beta2 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta2"
+	v1beta3 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta3"
+	v1beta4 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta4"
+	v1beta5 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta5"
+	v1beta6 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta6"
+	v1beta7 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta7"
+	v1beta8 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta8"
+	v1beta9 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v1beta9"
 	v2alpha1 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2alpha1"
 	v2alpha2 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2alpha2"
 	v2alpha3 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2alpha3"
 	v2alpha4 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2alpha4"
 	v2beta1 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta1"
-	v2beta2 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta2"
-	v2beta3 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta3"
-	v2beta4 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta4"
-	v2beta5 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta5"
-	v2beta6 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta6"
-	v2beta7 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta7"
-	v2beta8 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta8"
-	v2beta9 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta9"
 	v2beta10 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta10"
 	v2beta11 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta11"
 	v2beta12 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta12"
@@ -62,6 +55,7 @@ import (
 	v2beta17 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta17"
 	v2beta18 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta18"
 	v2beta19 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta19"
+	v2beta2 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta2"
 	v2beta20 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta20"
 	v2beta21 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta21"
 	v2beta22 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta22"
@@ -72,9 +66,15 @@ import (
 	v2beta27 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta27"
 	v2beta28 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta28"
 	v2beta29 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta29"
-	v3alpha1 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v3alpha1"
+	v2beta3 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta3"
+	v2beta4 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta4"
+	v2beta5 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta5"
+	v2beta6 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta6"
+	v2beta7 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta7"
+	v2beta8 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta8"
+	v2beta9 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v2beta9"
 	v3 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v3"
-	"github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/latest"
+	v3alpha1 "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/v3alpha1"
 )
 
 type version struct {
@@ -147,16 +147,10 @@ var versions = []version{
 // sequence or every value of a mapping): the value at the relative path `From` moves to `To`
 // (an empty `To` merges its keys into the mapping), or is dropped when `Remove`.
 type Op struct {
-	At     []string `json:"at"`
-	From   []string `json:"from"`
-	To     []string `json:"to,omitempty"`
-	Remove bool     `json:"remove,omitempty"`
-}
-
-type Step struct {
-	From string `json:"from"`
-	To   string `json:"to"`
-	Ops  []Op   `json:"ops"`
+	At     []string
+	From   []string
+	To     []string
+	Remove bool
 }
 
 const schemaPkg = "github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/schema/"
