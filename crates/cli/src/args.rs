@@ -245,6 +245,23 @@ impl GlobalArgs {
             env,
         }
     }
+
+    /// What these flags ask of a run, for [`skiff_runner::project::RunContext::resolve`].
+    pub fn run_flags(
+        &self,
+        working_dir: &std::path::Path,
+        run_id: Option<String>,
+        env: BTreeMap<String, String>,
+    ) -> skiff_runner::project::RunFlags {
+        skiff_runner::project::RunFlags {
+            kube_context: self.kube_context.clone(),
+            namespace: self.namespace.clone(),
+            kubeconfig: self.kubeconfig.as_ref().map(|k| working_dir.join(k)),
+            run_id,
+            profiles: self.profile.clone(),
+            env,
+        }
+    }
 }
 
 /// Log levels, as Skaffold spells them, least to most.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::json;
 use skiff_runner::build::{BuildOptions, BuildStage};
+use skiff_runner::project::{Project, RunContext};
 use skiff_types::image::BuiltImage;
 
 use crate::args::{BuildArgs, Cli, Verbosity};
@@ -21,16 +22,6 @@ pub(crate) fn default_cache_file(env: &BTreeMap<String, String>) -> Option<PathB
     Some(base.join("skiff").join("artifacts.json"))
 }
 
-/// The Docker config file holding registry credentials.
-pub(crate) fn docker_config(env: &BTreeMap<String, String>) -> Option<PathBuf> {
-    match env.get("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
-        Some(dir) => Some(PathBuf::from(dir).join("config.json")),
-        None => env
-            .get("HOME")
-            .map(|h| PathBuf::from(h).join(".docker").join("config.json")),
-    }
-}
-
 /// `{"builds":[{"imageName":…,"tag":…}]}`, as Skaffold's `--file-output`.
 pub fn builds_json(images: &[BuiltImage]) -> String {
     let builds: Vec<_> = images
@@ -44,7 +35,7 @@ pub fn run(cli: &Cli, args: &BuildArgs, env: BTreeMap<String, String>) -> anyhow
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
     let options = cli
         .global
-        .load_options(cli.command.name(), env.clone(), cwd);
+        .load_options(cli.command.name(), env.clone(), cwd.clone());
     let loaded = skiff_config::load(&options)?;
     let show_warnings = cli.global.verbosity >= Verbosity::Warn;
     if show_warnings {
@@ -52,13 +43,8 @@ pub fn run(cli: &Cli, args: &BuildArgs, env: BTreeMap<String, String>) -> anyhow
             eprintln!("warning: {warning}");
         }
     }
-    let settings = skiff_runner::settings::build_settings(&loaded.configs)?;
-    let kube_context_name = cli.global.kube_context.clone().or_else(|| {
-        loaded
-            .configs
-            .iter()
-            .find_map(|c| c.config.deploy.as_ref()?.kube_context.clone())
-    });
+    let project = Project::resolve(&loaded.file, &loaded.configs)?;
+    let context = RunContext::resolve(&project, cli.global.run_flags(&cwd, None, options.env));
     let build_options = BuildOptions {
         default_repo: cli.global.default_repo.clone(),
         push: args.push,
@@ -67,14 +53,11 @@ pub fn run(cli: &Cli, args: &BuildArgs, env: BTreeMap<String, String>) -> anyhow
         concurrency: args.build_concurrency,
         tag: args.tag.clone(),
         only: args.build_image.clone(),
-        docker_host: env.get("DOCKER_HOST").filter(|v| !v.is_empty()).cloned(),
-        docker_config: docker_config(&env),
-        kube_context: skiff_config::kubeconfig::kube_context(
-            &options.env,
-            kube_context_name.as_deref(),
-        ),
+        docker_host: context.docker_host,
+        docker_config: context.docker_config,
+        kube_context: context.kube_context,
         docker_daemon_build: cli.global.docker_daemon_build,
-        env: options.env,
+        env: context.env,
         ..BuildOptions::default()
     };
     let reporter = ConsoleReporter::new(args.quiet, show_warnings);
@@ -83,7 +66,7 @@ pub fn run(cli: &Cli, args: &BuildArgs, env: BTreeMap<String, String>) -> anyhow
         .build()
         .context("cannot start the async runtime")?;
     let outcome =
-        runtime.block_on(BuildStage::new().build(&settings, &build_options, &reporter))?;
+        runtime.block_on(BuildStage::new().build(&project.build, &build_options, &reporter))?;
     let json = builds_json(&outcome.images);
     if let Some(path) = &args.file_output {
         crate::write_file(path, &format!("{json}\n"))?;

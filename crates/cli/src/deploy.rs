@@ -1,63 +1,51 @@
 //! `skiff deploy` and `skiff delete`: render, then deploy (and wait until ready) or delete.
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
-use std::path::Path;
 
-use skiff_deploy::kubernetes::client::KubeTarget;
-use skiff_runner::deploy::{DeployRunOptions, deploy_settings};
+use skiff_runner::deploy::DeployRunOptions;
+use skiff_runner::project::RunContext;
 use skiff_runner::render::{DigestSource, RenderStage};
 
 use crate::args::{Cli, DeployArgs, ImageSourceArgs};
 use crate::console::ConsoleReporter;
 use crate::render::{prepare, runtime};
 
-pub(crate) fn run_options(
-    cli: &Cli,
-    env: &BTreeMap<String, String>,
-    cwd: &Path,
-    run_id: Option<String>,
-    kube_context: Option<String>,
-) -> DeployRunOptions {
+/// The deploy options of a run against `context`.
+pub(crate) fn run_options(context: &RunContext, with_run_id: bool) -> DeployRunOptions {
     DeployRunOptions {
-        run_id: run_id.unwrap_or_default(),
+        run_id: if with_run_id {
+            context.run_id.clone()
+        } else {
+            String::new()
+        },
         force: false,
         status_check: None,
-        kubeconfig: cli.global.kubeconfig.as_ref().map(|k| cwd.join(k)),
-        default_kubeconfigs: KubeTarget::kubeconfig_search_path(
-            env.get("KUBECONFIG").map(OsStr::new),
-            env.get("HOME").map(Path::new),
-        ),
-        kube_context,
-        namespace: cli.global.namespace.clone(),
-        docker_host: env.get("DOCKER_HOST").filter(|v| !v.is_empty()).cloned(),
+        kubeconfig: context.kubeconfig.clone(),
+        default_kubeconfigs: context.default_kubeconfigs.clone(),
+        kube_context: context.kube_context_name.clone(),
+        namespace: context.namespace.clone(),
+        docker_host: context.docker_host.clone(),
     }
 }
 
 pub fn run(cli: &Cli, args: &DeployArgs, env: BTreeMap<String, String>) -> anyhow::Result<()> {
-    let prepared = prepare(cli, &args.source, false, env.clone())?;
-    let settings = deploy_settings(&prepared.loaded.configs);
-    let mut options = run_options(
-        cli,
-        &env,
-        &prepared.cwd,
-        prepared.options.run_id.clone(),
-        prepared.options.kube_context.clone(),
-    );
+    let prepared = prepare(cli, &args.source, false, env)?;
+    let settings = &prepared.project.deploy;
+    let mut options = run_options(&prepared.context, true);
     options.force = args.force;
     options.status_check = args.status_check;
     let console = ConsoleReporter::new(false, true);
     runtime()?.block_on(async {
         let rendered = RenderStage::new()
             .render(
-                &prepared.render_settings,
-                &prepared.build_settings,
+                prepared.project.render()?,
+                &prepared.project.build,
                 &prepared.options,
                 &prepared.reporter,
             )
             .await?;
         skiff_runner::deploy::deploy(
-            &settings,
+            settings,
             &rendered.manifests,
             &rendered.images,
             &options,
@@ -81,30 +69,23 @@ pub fn delete(cli: &Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
         cache_file: None,
         loud: false,
     };
-    let prepared = prepare(cli, &source, true, env.clone())?;
-    let settings = deploy_settings(&prepared.loaded.configs);
-    let options = run_options(
-        cli,
-        &env,
-        &prepared.cwd,
-        None,
-        prepared.options.kube_context.clone(),
-    );
+    let prepared = prepare(cli, &source, true, env)?;
+    let settings = &prepared.project.deploy;
+    let options = run_options(&prepared.context, false);
     let console = ConsoleReporter::new(false, true);
     let deleted = runtime()?.block_on(async {
         let rendered = RenderStage::new()
             .render(
-                &prepared.render_settings,
-                &prepared.build_settings,
+                prepared.project.render()?,
+                &prepared.project.build,
                 &prepared.options,
                 &prepared.reporter,
             )
             .await?;
         let deleted =
-            skiff_runner::deploy::delete(&settings, &rendered.manifests, &options, &console)
-                .await?;
+            skiff_runner::deploy::delete(settings, &rendered.manifests, &options, &console).await?;
         let builders = skiff_runner::build::delete_builder_containers(
-            &prepared.build_settings,
+            &prepared.project.build,
             options.docker_host.as_deref(),
             &console,
         )

@@ -13,8 +13,9 @@ use skiff_watch::{NotifyWatcher, Trigger, WatchOptions};
 use crate::args::{Cli, DevArgs, LoopArgs, PortForwardArg, PortForwardModes, RunArgs, TriggerArg};
 use crate::console::{ConsoleReporter, RepeatFilter};
 use crate::control::{Api, enter_triggers, serve};
-use crate::events::{EventHub, FanOut};
+use crate::events::EventHub;
 use crate::render::{prepare, runtime};
+use skiff_runner::events::FanOut;
 
 struct Prepared {
     loop_: DevLoop,
@@ -58,14 +59,8 @@ fn prepare_loop(
     // The flag wins over the config's annotation; `run` never rebuilds warm.
     prepared.options.build.warm_builds = extras
         .warm_builds
-        .unwrap_or(prepared.build_settings.warm_builds);
-    let mut deploy = crate::deploy::run_options(
-        cli,
-        &env,
-        &prepared.cwd,
-        prepared.options.run_id.clone(),
-        prepared.options.kube_context.clone(),
-    );
+        .unwrap_or(prepared.project.build.warm_builds);
+    let mut deploy = crate::deploy::run_options(&prepared.context, true);
     deploy.force = args.force;
     deploy.status_check = args.status_check;
     let port_forward = port_forward_modes(
@@ -110,7 +105,7 @@ fn prepare_loop(
             text: "--rpc-port is ignored: skiff serves no gRPC API; use --rpc-http-port for the HTTP API".into(),
         });
     }
-    let loop_ = DevLoop::new(&prepared.loaded.configs, options, Arc::clone(&reporter))?;
+    let loop_ = DevLoop::with_project(prepared.project, options, Arc::clone(&reporter))?;
     Ok(Prepared {
         loop_,
         reporter,

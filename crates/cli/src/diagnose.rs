@@ -20,6 +20,8 @@ pub struct RenderOptions {
 pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<String, serde_yaml::Error> {
     let mut out = String::new();
     let total = loaded.configs.len();
+    // A project that does not resolve still gets its summary; only sync details need it.
+    let project = skiff_runner::project::Project::resolve(&loaded.file, &loaded.configs).ok();
     for (index, config) in loaded.configs.iter().enumerate() {
         let yaml = serde_yaml::to_string(&config.config)?;
         if options.yaml_only {
@@ -30,7 +32,7 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<String, serde_
             if index > 0 {
                 out.push('\n');
             }
-            let sync = crate::diagnose_sync::lines(&loaded.configs, config);
+            let sync = crate::diagnose_sync::lines(project.as_ref().map(|p| &p.sync), config);
             for line in summary(index + 1, total, config, options)
                 .into_iter()
                 .chain(sync)

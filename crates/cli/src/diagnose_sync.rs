@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use skiff_config::EffectiveConfig;
-use skiff_runner::sync::{ArtifactSync, describe, sync_settings, synced_files};
+use skiff_runner::sync::{ArtifactSync, SyncSettings, describe, synced_files};
 
 /// Extensions of sources that are compiled into the binary rather than read at run time.
 const COMPILED: &[&str] = &[
@@ -18,8 +18,8 @@ const WALK_LIMIT: usize = 5000;
 /// Lines for the artifacts of `config` (rules resolved with every loaded config, for
 /// `requires`), each indented by four spaces under its artifact; empty when none has sync rules
 /// or their contexts do not exist here (the summary lists the rules then).
-pub fn lines(configs: &[EffectiveConfig], config: &EffectiveConfig) -> Vec<String> {
-    let Ok(settings) = sync_settings(configs) else {
+pub fn lines(settings: Option<&SyncSettings>, config: &EffectiveConfig) -> Vec<String> {
+    let Some(settings) = settings else {
         return Vec::new();
     };
     let images: Vec<&str> = config
@@ -157,7 +157,8 @@ build:
             unresolved_templates: Vec::new(),
         };
         let configs = vec![config];
-        let out = lines(&configs, &configs[0]);
+        let settings = skiff_runner::sync::sync_settings(&configs).unwrap();
+        let out = lines(Some(&settings), &configs[0]);
         assert_eq!(out[0], "  sync web:");
         assert_eq!(out[1], "    www/** → /srv/www (manual, strip www/)");
         assert_eq!(out[2], "  sync app:");

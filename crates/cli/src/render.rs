@@ -8,12 +8,13 @@ use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use skiff_runner::build::BuildOptions;
+use skiff_runner::project::{Project, RunContext};
 use skiff_runner::render::{DigestSource, RenderRunOptions, RenderStage};
 use skiff_types::event::{Event, Level, Reporter};
 use skiff_types::image::{BuiltImage, ImageRef};
 
 use crate::args::{Cli, ImageSourceArgs, RenderArgs, Verbosity};
-use crate::build::{default_cache_file, docker_config};
+use crate::build::default_cache_file;
 
 /// Events on stderr (stdout holds the YAML): warnings, `--loud` build progress, and messages
 /// at the `-v` level asked for.
@@ -166,9 +167,8 @@ fn read_build_artifacts(path: &Path, cwd: &Path) -> anyhow::Result<Vec<BuiltImag
 /// stages' settings, the render run's options and a reporter.
 pub(crate) struct Prepared {
     pub cwd: PathBuf,
-    pub loaded: skiff_config::Loaded,
-    pub build_settings: skiff_runner::settings::BuildSettings,
-    pub render_settings: skiff_runner::render::RenderSettings,
+    pub project: Project,
+    pub context: RunContext,
     pub options: RenderRunOptions,
     pub reporter: StderrReporter,
 }
@@ -190,8 +190,12 @@ pub(crate) fn prepare(
             eprintln!("warning: {warning}");
         }
     }
-    let build_settings = skiff_runner::settings::build_settings(&loaded.configs)?;
-    let render_settings = skiff_runner::render::render_settings(&loaded.configs)?;
+    let project = Project::resolve(&loaded.file, &loaded.configs)?;
+    let context = RunContext::resolve(
+        &project,
+        cli.global
+            .run_flags(&cwd, source.run_id.clone(), load.env.clone()),
+    );
 
     let default_repo = cli.global.default_repo.clone();
     let mut prebuilt = match &source.build_artifacts {
@@ -202,21 +206,13 @@ pub(crate) fn prepare(
         prebuilt.retain(|b| b.image_name != image.image_name);
         prebuilt.push(image);
     }
-    let kube_context_name = cli.global.kube_context.clone().or_else(|| {
-        loaded
-            .configs
-            .iter()
-            .find_map(|c| c.config.deploy.as_ref()?.kube_context.clone())
-    });
-    let kube_context =
-        skiff_config::kubeconfig::kube_context(&load.env, kube_context_name.as_deref());
     let digest_source = match &source.digest_source {
         Some(source) => Some(source.parse::<DigestSource>()?),
         // Offline, there is no cluster to decide by: tags, as for a local cluster.
         None if offline => Some(DigestSource::Tag),
         None => None,
     };
-    let search_path = load
+    let search_path = context
         .env
         .get("PATH")
         .map(|p| std::env::split_paths(p).collect())
@@ -235,28 +231,21 @@ pub(crate) fn prepare(
             concurrency: None,
             tag: source.tag.clone(),
             only: Vec::new(),
-            docker_host: env.get("DOCKER_HOST").filter(|v| !v.is_empty()).cloned(),
-            docker_config: docker_config(&env),
-            kube_context,
+            docker_host: context.docker_host.clone(),
+            docker_config: context.docker_config.clone(),
+            kube_context: context.kube_context.clone(),
             docker_daemon_build: cli.global.docker_daemon_build,
-            env: load.env.clone(),
+            env: context.env.clone(),
             ..BuildOptions::default()
         },
-        run_id: Some(source.run_id.clone().unwrap_or_else(|| {
-            skiff_runner::deploy::project_run_id(
-                &loaded.file,
-                kube_context_name.as_deref(),
-                cli.global.namespace.as_deref(),
-                &cli.global.profile,
-            )
-        })),
+        run_id: Some(context.run_id.clone()),
         labels: parse_labels(&source.labels)?,
         without_run_labels: false,
         without_deploy_namespace: false,
-        namespace: cli.global.namespace.clone(),
+        namespace: context.namespace.clone(),
         offline,
-        kube_context: kube_context_name,
-        kubeconfig: cli.global.kubeconfig.as_ref().map(|k| cwd.join(k)),
+        kube_context: context.kube_context_name.clone(),
+        kubeconfig: context.kubeconfig.clone(),
         search_path,
     };
     let reporter = StderrReporter {
@@ -266,9 +255,8 @@ pub(crate) fn prepare(
     };
     Ok(Prepared {
         cwd,
-        loaded,
-        build_settings,
-        render_settings,
+        project,
+        context,
         options,
         reporter,
     })
@@ -287,8 +275,8 @@ pub fn run(cli: &Cli, args: &RenderArgs, env: BTreeMap<String, String>) -> anyho
     prepared.options.without_run_labels = args.source.run_id.is_none();
     prepared.options.without_deploy_namespace = true;
     let outcome = runtime()?.block_on(RenderStage::new().render(
-        &prepared.render_settings,
-        &prepared.build_settings,
+        prepared.project.render()?,
+        &prepared.project.build,
         &prepared.options,
         &prepared.reporter,
     ))?;

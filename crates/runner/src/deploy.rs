@@ -40,13 +40,16 @@ pub struct DeploySettings {
     pub kubectl_flags: Vec<String>,
 }
 
-/// The deploy settings of `configs`.
-pub fn deploy_settings(configs: &[EffectiveConfig]) -> DeploySettings {
+/// The deploy settings of `configs`, publishing `docker_ports` on the Docker deployer.
+pub(crate) fn deploy_settings(
+    configs: &[EffectiveConfig],
+    docker_ports: Vec<DockerPort>,
+) -> DeploySettings {
     let mut settings = DeploySettings {
         kubernetes: false,
         docker_images: Vec::new(),
         use_compose: false,
-        docker_ports: Vec::new(),
+        docker_ports,
         status_check: true,
         deadline: Duration::from_secs(skiff_config::STATUS_CHECK_DEADLINE_SECONDS.unsigned_abs()),
         tolerate_failures: false,
@@ -76,22 +79,6 @@ pub fn deploy_settings(configs: &[EffectiveConfig]) -> DeploySettings {
             settings.deadline = Duration::from_secs(seconds.unsigned_abs());
         }
         settings.tolerate_failures |= deploy.tolerate_failures_until_deadline.unwrap_or(false);
-        for forward in config.config.port_forward.iter().flatten() {
-            let port = match &forward.port {
-                Some(skiff_config::schema::IntOrString::Int(port)) => u16::try_from(*port).ok(),
-                Some(skiff_config::schema::IntOrString::String(port)) => port.parse().ok(),
-                None => None,
-            };
-            let (Some(name), Some(container_port)) = (&forward.resource_name, port) else {
-                continue;
-            };
-            settings.docker_ports.push(DockerPort {
-                image: name.clone(),
-                container_port,
-                local_port: forward.local_port.and_then(|p| u16::try_from(p).ok()),
-                address: forward.address.clone(),
-            });
-        }
     }
     settings
 }

@@ -29,6 +29,8 @@
 pub mod build;
 pub mod deploy;
 pub mod dev;
+pub mod events;
+pub mod project;
 pub mod render;
 pub mod schedule;
 pub mod settings;

@@ -137,8 +137,17 @@ fn filters(filters: Option<&Vec<schema::ResourceFilter>>) -> Vec<ResourceFilter>
 }
 
 /// The render settings of `configs` (each config's paths are relative to its own file).
+/// Fails when a Helm field's template names a variable that is not set.
 pub fn render_settings(configs: &[EffectiveConfig]) -> Result<RenderSettings, RunnerError> {
     crate::settings::unresolved_templates(configs, &["manifests.helm", "deploy.helm"])?;
+    render_settings_unchecked(configs)
+}
+
+/// [`render_settings`] without the template check, which [`crate::project::Project`] makes
+/// when rendering asks for them.
+pub(crate) fn render_settings_unchecked(
+    configs: &[EffectiveConfig],
+) -> Result<RenderSettings, RunnerError> {
     let mut settings = RenderSettings::default();
     for config in configs {
         let base_dir = config.base_dir().to_path_buf();

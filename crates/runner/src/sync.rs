@@ -55,7 +55,7 @@ use skiff_types::event::{Event, Level, Reporter};
 use crate::RunnerError;
 use crate::deploy::DeploySession;
 use crate::schedule::ArtifactGraph;
-use crate::settings::build_settings;
+use crate::settings::{BuildSettings, build_settings};
 
 /// Where `sync.infer` reads the Dockerfile's copy map from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +162,11 @@ pub fn sync_rules(sync: &schema::Sync) -> SyncRules {
 
 /// The sync settings of `configs`: every artifact with a `sync` section.
 pub fn sync_settings(configs: &[EffectiveConfig]) -> Result<SyncSettings, RunnerError> {
-    let build = build_settings(configs)?;
+    Ok(sync_settings_of(configs, &build_settings(configs)?))
+}
+
+/// The sync settings of `configs` whose build settings are `build`.
+pub(crate) fn sync_settings_of(configs: &[EffectiveConfig], build: &BuildSettings) -> SyncSettings {
     let syncs: Vec<Option<&schema::Sync>> = configs
         .iter()
         .filter_map(|c| c.config.build.as_ref())
@@ -215,7 +219,7 @@ pub fn sync_settings(configs: &[EffectiveConfig]) -> Result<SyncSettings, Runner
             required_by,
         });
     }
-    Ok(settings)
+    settings
 }
 
 /// The infer map of `artifact`, read from its Dockerfile now.

@@ -29,7 +29,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use skiff_config::EffectiveConfig;
-use skiff_config::schema::IntOrString;
 use skiff_deploy::kubernetes::forward::{
     ForwardHandle, PortForwardSpec, PortForwarder, RemotePort, ResourceKind,
 };
@@ -45,11 +44,14 @@ use tokio::sync::mpsc;
 
 use crate::RunnerError;
 use crate::build::{BuildOptions, BuildStage};
-use crate::deploy::{DeployRunOptions, DeploySession, DeploySettings, deploy_settings};
-use crate::render::{RenderRunOptions, RenderSettings, RenderStage, render_settings};
+use crate::deploy::{DeployRunOptions, DeploySession};
+use crate::project::{PortForward, Project};
+use crate::render::{RenderRunOptions, RenderSettings, RenderStage};
 use crate::schedule::ArtifactGraph;
-use crate::settings::{BuildSettings, build_settings};
-use crate::sync::{SyncOutcome, SyncSettings, SyncStage, sync_settings};
+use crate::sync::{SyncOutcome, SyncStage};
+
+mod plan;
+use plan::{ChangedFiles, Owed, Plan, PlanInputs, Planned, SyncVerdict};
 use skiff_sync::Syncer;
 use skiff_sync::rules::Decision;
 
@@ -218,85 +220,36 @@ impl DevOptions {
     }
 }
 
-/// The stages' settings of one loaded configuration.
+/// One loaded configuration as the loop runs it: the resolved project, the forwards it asks
+/// for and the files that call for a redeploy.
 #[derive(Debug, Clone)]
 struct Pipeline {
-    build: BuildSettings,
-    render: RenderSettings,
-    deploy: DeploySettings,
-    port_forwards: Vec<skiff_config::schema::PortForwardResource>,
-    config_files: BTreeSet<PathBuf>,
+    project: Project,
+    /// `portForward` entries, when user forwards are on.
+    port_forwards: Vec<PortForward>,
     manifests: ManifestInputs,
-    sync: SyncSettings,
 }
 
 impl Pipeline {
-    fn new(configs: &[EffectiveConfig], options: &DevOptions) -> Result<Pipeline, RunnerError> {
-        let mut deploy = deploy_settings(configs);
-        if options.forwards(PortForwardMode::User) {
-            crate::settings::unresolved_templates(configs, &["portForward"])?;
+    fn new(mut project: Project, options: &DevOptions) -> Result<Pipeline, RunnerError> {
+        let port_forwards = if options.forwards(PortForwardMode::User) {
+            project.port_forwards()?.to_vec()
         } else {
-            deploy.docker_ports.clear();
-        }
-        let render = render_settings(configs)?;
-        let manifests = ManifestInputs::of(&render.sources)?;
+            project.deploy.docker_ports.clear();
+            Vec::new()
+        };
+        let manifests = project.manifest_inputs()?;
+        // Strict templates of the render stage fail at start, not on the first change.
+        project.render()?;
         Ok(Pipeline {
-            build: build_settings(configs)?,
-            render,
-            deploy,
-            port_forwards: configs
-                .iter()
-                .flat_map(|c| c.config.port_forward.iter().flatten().cloned())
-                .collect(),
-            config_files: configs.iter().map(|c| c.file.clone()).collect(),
+            project,
+            port_forwards,
             manifests,
-            sync: sync_settings(configs)?,
         })
     }
-}
 
-/// What a change calls for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Plan {
-    /// Reload the configuration and start over.
-    Reload,
-    /// Sync these artifacts' changed files into their containers, rebuild those (and their
-    /// dependents), then render and deploy when anything was rebuilt.
-    Update {
-        /// Artifact image → its changed files, when its sync rules cover all of them.
-        sync: BTreeMap<String, ChangedFiles>,
-        /// Artifacts to rebuild, with the files that changed for each.
-        rebuild: BTreeMap<String, ChangedFiles>,
-    },
-    /// Render and deploy without building.
-    Redeploy,
-    /// Nothing the loop cares about changed.
-    Nothing,
-}
-
-/// The changed and deleted files of one artifact.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct ChangedFiles {
-    changed: BTreeSet<PathBuf>,
-    deleted: BTreeSet<PathBuf>,
-}
-
-impl ChangedFiles {
-    /// `later` on top of these: a file deleted then written again is changed, and the other
-    /// way round deleted.
-    fn merge(&mut self, later: ChangedFiles) {
-        for path in later.changed {
-            self.deleted.remove(&path);
-            self.changed.insert(path);
-        }
-        for path in later.deleted {
-            self.changed.remove(&path);
-            self.deleted.insert(path);
-        }
-    }
-
-    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
-        self.changed.iter().chain(&self.deleted)
+    fn render(&self) -> &RenderSettings {
+        self.project.render_settings()
     }
 }
 
@@ -320,32 +273,6 @@ struct State {
     docker_logs: Option<skiff_deploy::docker::LogHandle>,
 }
 
-/// Work the accumulated changes call for that has not run yet.
-#[derive(Debug, Default)]
-struct Owed {
-    /// Artifacts to rebuild.
-    rebuild: BTreeSet<String>,
-    /// The changed files of artifacts to rebuild, as far as known (what a warm rebuild
-    /// replays; an artifact to rebuild without an entry builds clean).
-    changes: BTreeMap<String, ChangedFiles>,
-    /// Artifacts whose changed files are to be synced.
-    sync: BTreeMap<String, ChangedFiles>,
-    /// Render and deploy.
-    redeploy: bool,
-    /// The changed paths that call for it, for the iteration's trigger.
-    paths: Vec<PathBuf>,
-}
-
-impl Owed {
-    fn add_paths(&mut self, paths: Vec<PathBuf>) {
-        for path in paths {
-            if !self.paths.contains(&path) {
-                self.paths.push(path);
-            }
-        }
-    }
-}
-
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("State")
@@ -361,7 +288,7 @@ fn sync_stage(
     options: &DevOptions,
     plugged: Option<&Arc<dyn Syncer>>,
 ) -> SyncStage {
-    let stage = SyncStage::new(pipeline.sync.clone(), options.deploy.run_id.clone())
+    let stage = SyncStage::new(pipeline.project.sync.clone(), options.deploy.run_id.clone())
         .with_docker_host(options.deploy.docker_host.clone());
     match plugged {
         Some(syncer) => stage.with_syncer(syncer.clone()),
@@ -450,6 +377,17 @@ impl DevLoop {
         options: DevOptions,
         reporter: Arc<dyn Reporter>,
     ) -> Result<DevLoop, RunnerError> {
+        // The root file only names the stable run ID, which the loop is given.
+        let root = configs.last().map(|c| c.file.clone()).unwrap_or_default();
+        DevLoop::with_project(Project::resolve(&root, configs)?, options, reporter)
+    }
+
+    /// A loop over an already resolved `project` with skiff's own stages.
+    pub fn with_project(
+        project: Project,
+        options: DevOptions,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<DevLoop, RunnerError> {
         let mut options = options;
         let run_id = options
             .render
@@ -462,7 +400,14 @@ impl DevLoop {
         options.deploy.run_id = run_id.clone();
         options.render.build.run_id = Some(run_id);
         let (control, control_rx) = DevControl::new(&options);
-        let pipeline = Pipeline::new(configs, &options)?;
+        let pipeline = Pipeline::new(project, &options)?;
+        for warning in &pipeline.project.warnings {
+            reporter.report(Event::Message {
+                source: SOURCE,
+                level: Level::Warning,
+                text: warning.clone(),
+            });
+        }
         Ok(DevLoop {
             sync: sync_stage(&pipeline, &options, None),
             pipeline,
@@ -514,13 +459,14 @@ impl DevLoop {
     pub fn watch_roots(&self) -> Vec<PathBuf> {
         let mut roots: BTreeSet<PathBuf> = self
             .pipeline
+            .project
             .build
             .artifacts
             .iter()
             .map(|a| a.context.clone())
             .collect();
         roots.extend(self.pipeline.manifests.roots());
-        roots.extend(self.pipeline.config_files.iter().cloned());
+        roots.extend(self.pipeline.project.config_files.iter().cloned());
         roots.into_iter().collect()
     }
 
@@ -529,7 +475,7 @@ impl DevLoop {
     /// themselves always count). Configuration files and manifest sources are never ignored.
     pub fn watch_ignore(&self) -> IgnoreRules {
         let mut contexts = Vec::new();
-        for artifact in &self.pipeline.build.artifacts {
+        for artifact in &self.pipeline.project.build.artifacts {
             let ignore = match &artifact.builder {
                 skiff_build::BuilderSpec::Docker(docker) => {
                     let dockerfile = artifact.context.join(&docker.dockerfile);
@@ -563,7 +509,7 @@ impl DevLoop {
         if contexts.iter().all(|(_, ignore)| ignore.is_none()) {
             return IgnoreRules::default();
         }
-        let config_files = self.pipeline.config_files.clone();
+        let config_files = self.pipeline.project.config_files.clone();
         let manifests = self.pipeline.manifests.clone();
         let exclude = move |path: &Path| {
             if config_files.contains(path) || manifests.matches(path) {
@@ -617,7 +563,7 @@ impl DevLoop {
             || state.kube_logs.is_some()
             || state.docker_logs.is_some()
             || (self.options.forwards(PortForwardMode::User)
-                && !self.pipeline.deploy.docker_ports.is_empty())
+                && !self.pipeline.project.deploy.docker_ports.is_empty())
         {
             shutdown.await;
         }
@@ -661,7 +607,7 @@ impl DevLoop {
                 }
                 Ok(Ok(change)) => {
                     awaiting_hand_over = false;
-                    let (plan, relevant) = self.plan(&mut state, &change).await;
+                    let Planned { plan, relevant, .. } = self.plan(&mut state, &change).await;
                     match plan {
                         Plan::Nothing => {}
                         Plan::Reload => {
@@ -702,31 +648,7 @@ impl DevLoop {
                                 }
                             }
                         }
-                        Plan::Update { sync, rebuild } => {
-                            for (image, files) in sync {
-                                if !owed.rebuild.contains(&image) {
-                                    owed.sync.entry(image).or_default().merge(files);
-                                }
-                            }
-                            for image in rebuild.keys() {
-                                if let Some(files) = owed.sync.remove(image) {
-                                    owed.add_paths(files.paths().cloned().collect());
-                                    owed.changes.entry(image.clone()).or_default().merge(files);
-                                }
-                            }
-                            if !rebuild.is_empty() {
-                                for (image, files) in rebuild {
-                                    owed.rebuild.insert(image.clone());
-                                    owed.changes.entry(image).or_default().merge(files);
-                                }
-                                owed.redeploy = true;
-                                owed.add_paths(relevant);
-                            }
-                        }
-                        Plan::Redeploy => {
-                            owed.redeploy = true;
-                            owed.add_paths(relevant);
-                        }
+                        Plan::Update { .. } | Plan::Redeploy => owed.absorb(plan, relevant),
                     }
                 }
                 Err(ControlMessage::Execute(request)) => {
@@ -748,10 +670,7 @@ impl DevLoop {
                     () = &mut shutdown => break,
                 };
                 for (image, files) in fallback {
-                    owed.rebuild.insert(image.clone());
-                    owed.redeploy = true;
-                    owed.add_paths(files.paths().cloned().collect());
-                    owed.changes.entry(image).or_default().merge(files);
+                    owed.rebuild_instead(image, files);
                 }
             }
             let build = !owed.rebuild.is_empty() && self.phase_enabled(Phase::Build, &intents);
@@ -820,13 +739,16 @@ impl DevLoop {
     async fn connect(&self) -> Result<State, RunnerError> {
         let session = match &self.deployer {
             Some(deployer) => DeploySession::with_deployer(
-                self.pipeline.deploy.clone(),
+                self.pipeline.project.deploy.clone(),
                 self.options.deploy.clone(),
                 deployer.clone(),
             ),
             None => {
-                DeploySession::connect(self.pipeline.deploy.clone(), self.options.deploy.clone())
-                    .await?
+                DeploySession::connect(
+                    self.pipeline.project.deploy.clone(),
+                    self.options.deploy.clone(),
+                )
+                .await?
             }
         };
         Ok(State {
@@ -850,7 +772,10 @@ impl DevLoop {
             });
         };
         let loaded = skiff_config::load(load)?;
-        Pipeline::new(&loaded.configs, &self.options)
+        Pipeline::new(
+            Project::resolve(&loaded.file, &loaded.configs)?,
+            &self.options,
+        )
     }
 
     /// Switch to a reloaded configuration: a new deploy session when the deploy settings
@@ -858,7 +783,10 @@ impl DevLoop {
     async fn restart(&mut self, state: &mut State, new: Pipeline) -> Result<(), RunnerError> {
         self.report(Level::Info, "configuration changed; restarting".into());
         detach(state);
-        let same_deploy = new.deploy == self.pipeline.deploy;
+        for warning in &new.project.warnings {
+            self.report(Level::Warning, warning.clone());
+        }
+        let same_deploy = new.project.deploy == self.pipeline.project.deploy;
         self.pipeline = new;
         self.sync = sync_stage(&self.pipeline, &self.options, self.syncer.as_ref());
         state.images.clear();
@@ -872,103 +800,52 @@ impl DevLoop {
         Ok(())
     }
 
-    /// What `changes` call for, and the paths that call for it.
-    async fn plan(&self, state: &mut State, changes: &ChangeSet) -> (Plan, Vec<PathBuf>) {
-        let paths: Vec<&PathBuf> = changes.modified.iter().chain(&changes.deleted).collect();
-        if paths
-            .iter()
-            .any(|p| self.pipeline.config_files.contains(*p))
-        {
-            if self.options.reload.is_some() {
-                let relevant = paths
-                    .iter()
-                    .filter(|p| self.pipeline.config_files.contains(**p))
-                    .map(|p| (*p).clone())
-                    .collect();
-                return (Plan::Reload, relevant);
+    /// What `changes` call for, and the paths that call for it. Lists the dependencies of
+    /// artifacts a new file may feed again first; the rest is [`plan::plan`].
+    async fn plan(&self, state: &mut State, changes: &ChangeSet) -> Planned {
+        let artifacts = &self.pipeline.project.build.artifacts;
+        let stale = {
+            let inputs = self.plan_inputs(state);
+            plan::stale_dependencies(&inputs, changes)
+        };
+        for index in stale {
+            let artifact = &artifacts[index];
+            let files = match self
+                .build
+                .artifact_dependencies(artifact, &self.options.render.build.env)
+                .await
+            {
+                Ok(files) => files.map(|f| f.into_iter().collect()),
+                // Unknown: the whole context is input until the next build lists them.
+                Err(_) => None,
+            };
+            state.dependencies.insert(artifact.image.clone(), files);
+        }
+        let planned = plan::plan(&self.plan_inputs(state), changes, &|image, files| {
+            if !self.sync.has_rules(image) {
+                return SyncVerdict::NoRules;
             }
-            self.report(
-                Level::Warning,
-                "the configuration changed; restart skiff to use it".into(),
-            );
-        }
-        let mut affected: BTreeMap<String, ChangedFiles> = BTreeMap::new();
-        let mut relevant: Vec<PathBuf> = Vec::new();
-        let mut refreshed: BTreeSet<String> = BTreeSet::new();
-        for path in &paths {
-            for artifact in &self.pipeline.build.artifacts {
-                if !path.starts_with(&artifact.context) {
-                    continue;
-                }
-                let mut hit = match state.dependencies.get(&artifact.image) {
-                    Some(Some(files)) => files.contains(*path),
-                    // A plugged-in builder, or not built yet: its whole context is input.
-                    Some(None) | None => true,
-                };
-                // A new file under the context may be a new input (`COPY . .`): list this
-                // artifact's dependencies again, once per iteration.
-                if !hit
-                    && changes.modified.contains(*path)
-                    && refreshed.insert(artifact.image.clone())
-                {
-                    match self
-                        .build
-                        .artifact_dependencies(artifact, &self.options.render.build.env)
-                        .await
-                    {
-                        Ok(files) => {
-                            let files: Option<BTreeSet<PathBuf>> =
-                                files.map(|f| f.into_iter().collect());
-                            hit = files.as_ref().is_none_or(|f| f.contains(*path));
-                            state.dependencies.insert(artifact.image.clone(), files);
-                        }
-                        Err(_) => hit = true,
-                    }
-                }
-                if hit {
-                    let files = affected.entry(artifact.image.clone()).or_default();
-                    if changes.deleted.contains(*path) {
-                        files.deleted.insert((*path).clone());
-                    } else {
-                        files.changed.insert((*path).clone());
-                    }
-                    if relevant.last() != Some(*path) {
-                        relevant.push((*path).clone());
-                    }
-                }
+            let changed: Vec<PathBuf> = files.changed.iter().cloned().collect();
+            let deleted: Vec<PathBuf> = files.deleted.iter().cloned().collect();
+            match self.sync.plan(image, &changed, &deleted) {
+                Decision::Sync(_) => SyncVerdict::Sync,
+                Decision::Rebuild { reason } => SyncVerdict::Rebuild(reason),
             }
+        });
+        for (level, note) in &planned.notes {
+            self.report(*level, note.clone());
         }
-        if !affected.is_empty() {
-            let mut sync = BTreeMap::new();
-            let mut rebuild = BTreeMap::new();
-            for (image, files) in affected {
-                if !self.sync.has_rules(&image) {
-                    rebuild.insert(image, files);
-                    continue;
-                }
-                let changed: Vec<PathBuf> = files.changed.iter().cloned().collect();
-                let deleted: Vec<PathBuf> = files.deleted.iter().cloned().collect();
-                match self.sync.plan(&image, &changed, &deleted) {
-                    Decision::Sync(_) => {
-                        sync.insert(image, files);
-                    }
-                    Decision::Rebuild { reason } => {
-                        self.report(Level::Info, format!("rebuilding {image}: {reason}"));
-                        rebuild.insert(image, files);
-                    }
-                }
-            }
-            return (Plan::Update { sync, rebuild }, relevant);
+        planned
+    }
+
+    fn plan_inputs<'a>(&'a self, state: &'a State) -> PlanInputs<'a> {
+        PlanInputs {
+            config_files: &self.pipeline.project.config_files,
+            can_reload: self.options.reload.is_some(),
+            artifacts: &self.pipeline.project.build.artifacts,
+            dependencies: &state.dependencies,
+            manifests: &self.pipeline.manifests,
         }
-        let manifests: Vec<PathBuf> = paths
-            .iter()
-            .filter(|p| self.pipeline.manifests.matches(p))
-            .map(|p| (*p).clone())
-            .collect();
-        if !manifests.is_empty() {
-            return (Plan::Redeploy, manifests);
-        }
-        (Plan::Nothing, Vec::new())
     }
 
     /// Copies the `owed` files into the running containers of their artifacts, reporting one
@@ -1176,11 +1053,11 @@ impl DevLoop {
         let only = match &rebuild {
             None => Some(Vec::new()),
             Some(set) if set.is_empty() => None,
-            Some(set) => {
-                Some(ArtifactGraph::new(&self.pipeline.build.artifacts).with_dependents(set))
-            }
+            Some(set) => Some(
+                ArtifactGraph::new(&self.pipeline.project.build.artifacts).with_dependents(set),
+            ),
         };
-        if let Some(only) = only.filter(|_| !self.pipeline.build.artifacts.is_empty()) {
+        if let Some(only) = only.filter(|_| !self.pipeline.project.build.artifacts.is_empty()) {
             let started = Instant::now();
             let changes = std::mem::take(&mut state.changes)
                 .into_iter()
@@ -1202,7 +1079,7 @@ impl DevLoop {
             };
             let outcome = self
                 .build
-                .build(&self.pipeline.build, &options, reporter)
+                .build(&self.pipeline.project.build, &options, reporter)
                 .await;
             done.build = Some(started.elapsed());
             let outcome = outcome?;
@@ -1242,6 +1119,7 @@ impl DevLoop {
         }
         let missing: Vec<&str> = self
             .pipeline
+            .project
             .build
             .artifacts
             .iter()
@@ -1260,8 +1138,8 @@ impl DevLoop {
         let rendered = self
             .render
             .render(
-                &self.pipeline.render,
-                &self.pipeline.build,
+                self.pipeline.render(),
+                &self.pipeline.project.build,
                 &options,
                 reporter,
             )
@@ -1350,36 +1228,25 @@ impl DevLoop {
     fn user_forwards(&self, namespace: &str) -> Vec<PortForwardSpec> {
         let mut specs = Vec::new();
         for entry in &self.pipeline.port_forwards {
-            let kind = entry.resource_type.as_deref().unwrap_or("service");
-            let Some(resource_type) = ResourceKind::from_skaffold(kind) else {
+            let Some(resource_type) = ResourceKind::from_skaffold(&entry.resource_type) else {
                 self.report(
                     Level::Warning,
-                    format!("portForward: resource type `{kind}` cannot be forwarded"),
+                    format!(
+                        "portForward: resource type `{}` cannot be forwarded",
+                        entry.resource_type
+                    ),
                 );
                 continue;
             };
-            let (Some(name), Some(port)) = (&entry.resource_name, &entry.port) else {
-                continue;
-            };
-            let port = match port {
-                IntOrString::Int(n) => match u16::try_from(*n) {
-                    Ok(n) => RemotePort::Number(n),
-                    Err(_) => continue,
-                },
-                IntOrString::String(s) => match s.parse() {
-                    Ok(n) => RemotePort::Number(n),
-                    Err(_) => RemotePort::Name(s.clone()),
-                },
-            };
             specs.push(PortForwardSpec {
                 resource_type,
-                name: name.clone(),
+                name: entry.name.clone(),
                 namespace: entry
                     .namespace
                     .clone()
                     .unwrap_or_else(|| namespace.to_owned()),
-                port,
-                local_port: entry.local_port.and_then(|p| u16::try_from(p).ok()),
+                port: entry.port.clone(),
+                local_port: entry.local_port,
                 address: entry.address.clone(),
             });
         }
