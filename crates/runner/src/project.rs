@@ -482,7 +482,7 @@ mod tests {
             },
         );
         assert!(flagged.kube_context.unwrap().is_local());
-        assert_eq!(flagged.default_kubeconfigs, [local.clone()]);
+        assert_eq!(flagged.default_kubeconfigs, std::slice::from_ref(&local));
         assert_eq!(flagged.kubeconfig, Some(local));
     }
 }
