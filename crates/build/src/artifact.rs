@@ -22,6 +22,54 @@ pub struct ArtifactSpec {
     pub platforms: Vec<String>,
 }
 
+impl ArtifactSpec {
+    /// The build args naming required artifacts: each aliased requirement → what `reference`
+    /// gives for its image (its built reference, or its name before it is built); requirements
+    /// `reference` knows nothing of are left out.
+    ///
+    /// ```
+    /// use skiff_build::artifact::{ArtifactSpec, BuilderSpec, Requirement};
+    ///
+    /// let app = ArtifactSpec {
+    ///     image: "app".into(),
+    ///     context: ".".into(),
+    ///     builder: BuilderSpec::Unsupported { kind: "example".into() },
+    ///     requires: vec![
+    ///         Requirement { image: "base".into(), alias: Some("BASE".into()) },
+    ///         Requirement { image: "tools".into(), alias: None },
+    ///     ],
+    ///     platforms: vec![],
+    /// };
+    /// let args = app.requirement_args(|image| Some(format!("{image}:v1")));
+    /// assert_eq!(args.into_iter().collect::<Vec<_>>(), [("BASE".to_owned(), "base:v1".to_owned())]);
+    /// ```
+    pub fn requirement_args(
+        &self,
+        reference: impl Fn(&str) -> Option<String>,
+    ) -> BTreeMap<String, String> {
+        self.requires
+            .iter()
+            .filter_map(|r| Some((r.alias.clone()?, reference(&r.image)?)))
+            .collect()
+    }
+
+    /// The `ARG` values a Dockerfile of this artifact sees before anything is built: the
+    /// required artifacts' image names by alias, then `docker`'s `buildArgs` (unexpanded
+    /// templates as written; `None` when only declared).
+    pub fn dockerfile_args(&self, docker: &DockerSpec) -> BTreeMap<String, Option<String>> {
+        self.requirement_args(|image| Some(image.to_owned()))
+            .into_iter()
+            .map(|(alias, image)| (alias, Some(image)))
+            .chain(
+                docker
+                    .build_args
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_ref().map(|t| t.source().to_owned()))),
+            )
+            .collect()
+    }
+}
+
 /// An artifact this one depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requirement {

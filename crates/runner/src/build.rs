@@ -19,7 +19,7 @@ use skiff_build::{ArtifactSpec, BuildError, BuildRequest, Builder, BuilderSpec, 
 use skiff_config::kubeconfig::KubeContext;
 use skiff_types::change::ChangeSet;
 use skiff_types::event::{Event, Level, Reporter};
-use skiff_types::image::BuiltImage;
+use skiff_types::image::{BuiltImage, ImageRef};
 
 use crate::schedule::ArtifactGraph;
 use crate::settings::BuildSettings;
@@ -108,17 +108,7 @@ pub fn builder_choice(artifact: &ArtifactSpec, docker_daemon_build: bool) -> Bui
             if docker.daemon_build {
                 return choice("docker", "build.local.useDockerCLI is set".into());
             }
-            let args: BTreeMap<String, Option<String>> = artifact
-                .requires
-                .iter()
-                .filter_map(|r| Some((r.alias.clone()?, Some(r.image.clone()))))
-                .chain(
-                    docker
-                        .build_args
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.as_ref().map(|t| t.source().to_owned()))),
-                )
-                .collect();
+            let args = artifact.dockerfile_args(docker);
             match skiff_build::oci::builder::daemonless_check(&artifact.context, docker, &args) {
                 Ok(()) => choice("daemonless", "Dockerfile has no RUN".into()),
                 Err(reason) => choice("docker", reason),
@@ -517,6 +507,42 @@ fn select(artifacts: &[ArtifactSpec], only: &[String]) -> Result<Vec<usize>, Run
     Ok(graph.closure(roots).into_iter().collect())
 }
 
+/// The reference `artifact` is tagged with: `--tag` when given, else its tag policy's tag
+/// (`input_digest`: its inputs' digest, for the policies that use it), with `--default-repo`
+/// applied. The tagger's warnings go to `reporter`.
+pub(crate) async fn tag_reference(
+    artifact: &ArtifactSpec,
+    policy: &TagPolicy,
+    options: &BuildOptions,
+    input_digest: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<ImageRef, RunnerError> {
+    let tag = match &options.tag {
+        Some(tag) => tag.clone(),
+        None => {
+            let outcome = tag::tag(
+                policy,
+                &TagInputs {
+                    image_name: &artifact.image,
+                    context: &artifact.context,
+                    env: &options.env,
+                    input_digest,
+                    now: chrono::Utc::now(),
+                },
+            )
+            .await?;
+            for warning in outcome.warnings {
+                warn(reporter, format!("{}: {warning}", artifact.image));
+            }
+            outcome.tag
+        }
+    };
+    Ok(tag::tagged(
+        &tag::apply_default_repo(&artifact.image, options.default_repo.as_deref()),
+        &tag,
+    )?)
+}
+
 fn warn(reporter: &dyn Reporter, text: String) {
     reporter.report(Event::Message {
         source: "build",
@@ -633,30 +659,8 @@ impl Shared<'_> {
             }
             _ => None,
         };
-        let tag = match &self.options.tag {
-            Some(tag) => tag.clone(),
-            None => {
-                let outcome = tag::tag(
-                    policy,
-                    &TagInputs {
-                        image_name: &image,
-                        context: &artifact.context,
-                        env: &self.options.env,
-                        input_digest: key.as_deref(),
-                        now: chrono::Utc::now(),
-                    },
-                )
-                .await?;
-                for warning in outcome.warnings {
-                    warn(reporter, format!("{image}: {warning}"));
-                }
-                outcome.tag
-            }
-        };
-        let reference = tag::tagged(
-            &tag::apply_default_repo(&image, self.options.default_repo.as_deref()),
-            &tag,
-        )?;
+        let reference =
+            tag_reference(artifact, policy, self.options, key.as_deref(), reporter).await?;
 
         if let Some(key) = key.as_deref().filter(|_| self.options.cache_artifacts) {
             if let Some(built) = self

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use skiff_build::ArtifactSpec;
 use skiff_build::credentials::DockerConfig;
 use skiff_build::docker::DockerEngine;
-use skiff_build::tag::{self, TagInputs, TagPolicy};
+use skiff_build::tag::TagPolicy;
 use skiff_config::EffectiveConfig;
 use skiff_config::kubeconfig::KubeContext;
 use skiff_config::schema::{self, HelmDeployFlags};
@@ -37,6 +37,7 @@ use skiff_types::manifest::ManifestSet;
 use skiff_types::template::Template;
 
 use crate::RunnerError;
+use crate::build::tag_reference;
 use crate::build::{BuildOptions, BuildStage};
 use crate::schedule::ArtifactGraph;
 use crate::settings::BuildSettings;
@@ -580,46 +581,17 @@ impl RenderStage {
             if !needed_by_wanted {
                 continue;
             }
-            let tag = match &options.tag {
-                Some(tag) => tag.clone(),
-                None => {
-                    let required: BTreeMap<String, String> = artifact
-                        .requires
-                        .iter()
-                        .filter_map(|r| Some((r.alias.clone()?, references.get(&r.image)?.clone())))
-                        .collect();
-                    let key = if uses_input_digest(policy) {
-                        let key = input_digest(artifact, &required, &keys, &options.env).await?;
-                        keys.insert(artifact.image.clone(), key.clone());
-                        Some(key)
-                    } else {
-                        None
-                    };
-                    let outcome = tag::tag(
-                        policy,
-                        &TagInputs {
-                            image_name: &artifact.image,
-                            context: &artifact.context,
-                            env: &options.env,
-                            input_digest: key.as_deref(),
-                            now: chrono::Utc::now(),
-                        },
-                    )
-                    .await?;
-                    for warning in outcome.warnings {
-                        report(
-                            reporter,
-                            Level::Warning,
-                            format!("{}: {warning}", artifact.image),
-                        );
-                    }
-                    outcome.tag
-                }
+            // `--tag` needs no digest; otherwise only the policies that use one compute it.
+            let key = if options.tag.is_none() && uses_input_digest(policy) {
+                let required = artifact.requirement_args(|image| references.get(image).cloned());
+                let key = input_digest(artifact, &required, &keys, &options.env).await?;
+                keys.insert(artifact.image.clone(), key.clone());
+                Some(key)
+            } else {
+                None
             };
-            let reference = tag::tagged(
-                &tag::apply_default_repo(&artifact.image, options.default_repo.as_deref()),
-                &tag,
-            )?;
+            let reference =
+                tag_reference(artifact, policy, options, key.as_deref(), reporter).await?;
             references.insert(artifact.image.clone(), reference.to_string());
             if wanted.contains(&i) {
                 images.push(BuiltImage {

@@ -223,15 +223,10 @@ where
                     break;
                 }
                 started.insert(i);
-                let required: BTreeMap<String, String> = artifacts[i]
-                    .requires
-                    .iter()
-                    .filter_map(|r| {
-                        let alias = r.alias.clone()?;
-                        let j = index.get(r.image.as_str())?;
-                        Some((alias, built.get(j)?.reference.to_string()))
-                    })
-                    .collect();
+                let required = artifacts[i].requirement_args(|image| {
+                    let j = index.get(image)?;
+                    Some(built.get(j)?.reference.to_string())
+                });
                 let job = Arc::clone(&job);
                 running.push(async move { (i, job(i, required).await) });
             }

@@ -178,23 +178,10 @@ pub(crate) fn sync_settings_of(configs: &[EffectiveConfig], build: &BuildSetting
         let Some(sync) = sync else {
             continue;
         };
-        let aliases: BTreeMap<String, Option<String>> = spec
-            .requires
-            .iter()
-            .filter_map(|r| Some((r.alias.clone()?, Some(r.image.clone()))))
-            .collect();
         let infer_from = match &spec.builder {
             BuilderSpec::Docker(docker) => Some(InferSource {
                 dockerfile: docker.dockerfile.clone(),
-                build_args: aliases
-                    .into_iter()
-                    .chain(
-                        docker
-                            .build_args
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.as_ref().map(|t| t.source().to_owned()))),
-                    )
-                    .collect(),
+                build_args: spec.dockerfile_args(docker),
                 target: docker.target.clone(),
             }),
             BuilderSpec::Custom(custom) => {
