@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+use skiff_types::error::chain;
 use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -119,7 +120,7 @@ pub async fn connect(target: &KubeTarget) -> Result<Connection, ConnectError> {
         .await
         .map_err(|e| ConnectError::Kubeconfig {
             kubeconfig: files.clone(),
-            reason: format!("context `{context}`: {}", error_chain(&e)),
+            reason: format!("context `{context}`: {}", chain(&e)),
         })?;
     if let Some(namespace) = target.namespace.as_deref().filter(|n| !n.is_empty()) {
         namespace.clone_into(&mut config.default_namespace);
@@ -132,10 +133,7 @@ pub async fn connect(target: &KubeTarget) -> Result<Connection, ConnectError> {
         .to_owned();
     let client = kube::Client::try_from(config).map_err(|e| ConnectError::Kubeconfig {
         kubeconfig: files.clone(),
-        reason: format!(
-            "context `{context}`: cannot build a client: {}",
-            error_chain(&e)
-        ),
+        reason: format!("context `{context}`: cannot build a client: {}", chain(&e)),
     })?;
     let unreachable = |reason: String| ConnectError::ClusterUnreachable {
         context: context.clone(),
@@ -160,7 +158,7 @@ pub async fn connect(target: &KubeTarget) -> Result<Connection, ConnectError> {
         }
         // The server answered; whatever it thinks of `/version`, it is there.
         Ok(Err(kube::Error::Api(_))) | Ok(Ok(_)) => {}
-        Ok(Err(e)) => return Err(unreachable(error_chain(&e))),
+        Ok(Err(e)) => return Err(unreachable(chain(&e))),
     }
     Ok(Connection {
         client,
@@ -221,7 +219,7 @@ fn kubeconfig_reason(error: &KubeconfigError) -> String {
     match error {
         KubeconfigError::ReadConfig(io, _) => format!("cannot read it: {io}"),
         KubeconfigError::Parse(e) => format!("not a valid kubeconfig: {e}"),
-        other => error_chain(other),
+        other => chain(other),
     }
 }
 
@@ -264,21 +262,6 @@ fn select_context(
         });
     }
     Ok(context.to_owned())
-}
-
-/// An error and its sources, `: `-separated, without repeating a message a source repeats.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(next) = source {
-        let text = next.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = next.source();
-    }
-    out
 }
 
 #[cfg(test)]

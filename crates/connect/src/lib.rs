@@ -15,6 +15,7 @@
 
 pub mod kubernetes;
 
+use skiff_types::error::chain;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -218,23 +219,10 @@ pub fn describe(error: &EngineError) -> String {
         other => {
             // The client's own wording ("Error in the hyper legacy client: …") says nothing a
             // person can act on; its causes ("tcp connect error: Connection refused") do.
-            let mut source = std::error::Error::source(other);
-            let mut text = match (other, source) {
-                (EngineError::HyperLegacyError { .. }, Some(cause)) => {
-                    source = cause.source();
-                    cause.to_string()
-                }
-                _ => other.to_string(),
-            };
-            while let Some(cause) = source {
-                let said = cause.to_string();
-                if !text.contains(&said) {
-                    text.push_str(": ");
-                    text.push_str(&said);
-                }
-                source = cause.source();
+            match (other, std::error::Error::source(other)) {
+                (EngineError::HyperLegacyError { .. }, Some(cause)) => chain(cause),
+                _ => chain(other),
             }
-            text
         }
     }
 }

@@ -301,17 +301,7 @@ fn gone(message: &str) -> bool {
 fn describe(error: &kube::Error) -> String {
     match error {
         kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            let mut text = error.to_string();
-            let mut source = std::error::Error::source(error);
-            // The connection error ("Connection refused") is at the end of the chain.
-            while let Some(next) = source {
-                let part = next.to_string();
-                if !text.contains(&part) {
-                    text.push_str(": ");
-                    text.push_str(&part);
-                }
-                source = next.source();
-            }
+            let text = skiff_types::error::chain(error);
             format!(
                 "the Kubernetes API server does not answer ({text}); check that it is running — \
                  the next save syncs again once it answers"

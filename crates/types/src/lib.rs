@@ -14,6 +14,7 @@
 //! ```
 
 pub mod change;
+pub mod error;
 pub mod event;
 pub mod image;
 pub mod labels;

@@ -17,8 +17,8 @@
 //! # Ok(()) }
 //! ```
 
-pub(crate) use skiff_connect::kubernetes::error_chain;
 pub use skiff_connect::kubernetes::{Connection, KubeTarget, PROBE_TIMEOUT};
+pub(crate) use skiff_types::error::chain as error_chain;
 
 use crate::DeployError;
 
