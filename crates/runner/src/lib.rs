@@ -1,9 +1,11 @@
 //! skiff's dev loop as a library.
 //!
-//! The runner sits above the stage crates: it turns the effective configuration into each
-//! stage's typed options ([`settings`]) and runs the stages — today the build of every
-//! artifact, in dependency order and concurrently ([`schedule`], [`build`]). Embedders can
-//! swap any stage for their own implementation of its trait.
+//! The runner sits above the stage crates: it resolves the effective configuration once into
+//! each stage's typed settings ([`project::Project`], built from [`settings`], [`render`],
+//! [`deploy`] and [`sync`]), decides what one run is against ([`project::RunContext`]) and runs
+//! the stages — builds in dependency order and concurrently ([`schedule`], [`build`]), then
+//! render, deploy and sync. Embedders can swap any stage for their own implementation of its
+//! trait, and read the loop's events as JSON and as aggregated state ([`events`]).
 //!
 //! [`dev::DevLoop`] runs the whole loop (`skiff run`: one iteration; `skiff dev`: one per
 //! change, controlled through [`dev::DevControl`]). `examples/embed.rs` in this crate runs it
