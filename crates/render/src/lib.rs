@@ -200,6 +200,15 @@ pub enum RenderError {
         /// The end of its standard error.
         stderr: String,
     },
+    /// A `manifests.hooks` command failed.
+    #[error("{field}: {source}")]
+    Hook {
+        /// `manifests.hooks.before` or `manifests.hooks.after`.
+        field: &'static str,
+        /// Why.
+        #[source]
+        source: skiff_hooks::HookError,
+    },
     /// A template (`setValueTemplates`, `valuesFiles`) could not be rendered.
     #[error("{field}: {source}")]
     Template {
@@ -585,30 +594,19 @@ impl Renderer for ManifestRenderer {
     ) -> Result<ManifestSet, RenderError> {
         let hooks = &self.options.hooks;
         let env = self.hook_env();
-        if !hooks.before.is_empty() {
-            hooks::starting(reporter, "pre");
-            for hook in &hooks.before {
-                hooks::run(hook, "before", &env, None, false, reporter).await?;
-            }
-            hooks::completed(reporter, "pre");
-        }
+        hooks::before(&hooks.before, &env, reporter).await?;
         let streams = self.streams(images, reporter).await?;
         let (manifests, used) = self.process(&streams, images)?;
         let mut rendered = ManifestSet { manifests };
         if !hooks.after.is_empty() {
-            hooks::starting(reporter, "post");
+            message(
+                reporter,
+                Level::Info,
+                "Starting post-render hooks...".into(),
+            );
             for hook in &hooks.after {
                 let input = rendered.to_yaml_stream();
-                let output = hooks::run(
-                    &hook.host,
-                    "after",
-                    &env,
-                    Some(&input),
-                    hook.with_change,
-                    reporter,
-                )
-                .await?;
-                let Some(output) = output.filter(|_| hook.with_change) else {
+                let Some(output) = hooks::after(hook, &input, &env, reporter).await? else {
                     continue;
                 };
                 if output.trim().is_empty() {
@@ -629,7 +627,7 @@ impl Renderer for ManifestRenderer {
                 };
                 rendered.manifests = self.process_with(&[stream], &[], &[])?.0;
             }
-            hooks::completed(reporter, "post");
+            message(reporter, Level::Info, "Completed post-render hooks".into());
         }
         for (image, used) in images.iter().zip(used) {
             if !used {

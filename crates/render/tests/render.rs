@@ -982,7 +982,13 @@ async fn hooks_run_before_and_after_and_with_change_replace_the_manifests() {
             _ => None,
         })
         .collect();
-    assert_eq!(said, ["pre-render says hi", "post-render says hi"]);
+    assert_eq!(
+        said,
+        [
+            "[pre-render hook] pre-render says hi",
+            "[post-render hook] post-render says hi"
+        ]
+    );
 
     // A failing hook fails the render, naming it.
     let mut options = options_for_failure();

@@ -122,11 +122,11 @@ pub fn sync_rules(sync: &schema::Sync) -> SyncRules {
     let hook = |item: &schema::SyncHookItem| -> Vec<SyncHook> {
         let mut hooks = Vec::new();
         if let Some(host) = &item.host {
-            hooks.push(SyncHook::Host {
+            hooks.push(SyncHook::Host(skiff_hooks::HostHook {
                 command: host.command.clone(),
                 os: host.os.clone().unwrap_or_default(),
                 dir: host.dir.as_ref().map(PathBuf::from),
-            });
+            }));
         }
         if let Some(container) = &item.container {
             hooks.push(SyncHook::Container {
@@ -261,6 +261,8 @@ pub struct SyncStage {
     docker_host: Option<String>,
     /// A syncer plugged in instead of skiff's own (an embedder's, or a test's fake).
     plugged: Option<Arc<dyn Syncer>>,
+    /// The environment host hooks run with.
+    env: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for SyncStage {
@@ -285,6 +287,7 @@ impl SyncStage {
             kubernetes: tokio::sync::OnceCell::new(),
             docker_host: None,
             plugged: None,
+            env: BTreeMap::new(),
         }
     }
 
@@ -299,6 +302,13 @@ impl SyncStage {
     /// containers, and for pods of a cluster whose containers run on that engine.
     pub fn with_docker_host(mut self, docker_host: Option<String>) -> SyncStage {
         self.docker_host = docker_host;
+        self
+    }
+
+    /// The environment `sync.hooks` host commands run with (besides their `SKAFFOLD_*`
+    /// variables); none by default.
+    pub fn with_env(mut self, env: BTreeMap<String, String>) -> SyncStage {
+        self.env = env;
         self
     }
 
@@ -419,6 +429,7 @@ impl SyncStage {
             reference: reference.to_owned(),
             selector: format!("{RUN_ID_LABEL}={}", self.run_id),
             kube_context: None,
+            env: self.env.clone(),
         };
         let mut syncers: Vec<&dyn Syncer> = Vec::new();
         if let Some(syncer) = &self.plugged {

@@ -100,11 +100,11 @@ fn settings_come_from_the_artifacts_sync_sections() {
             SyncHook::Container {
                 command: vec!["kill".into(), "-HUP".into(), "1".into()],
             },
-            SyncHook::Host {
+            SyncHook::Host(skiff_hooks::HostHook {
                 command: vec!["sh".into(), "-c".into(), "echo synced".into()],
                 os: vec!["linux".into()],
                 dir: None,
-            },
+            }),
         ]
     );
 

@@ -2,6 +2,7 @@
 //! container in parallel with retries, follow a replaced container to its successor, and
 //! report.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -109,13 +110,13 @@ async fn run_hooks<T: Transport>(
     phase: &'static str,
     hooks: &[SyncHook],
     containers: &[T::Container],
-    env: &[(String, String)],
+    (base, env): (&BTreeMap<String, String>, &[(String, String)]),
     reporter: &dyn Reporter,
 ) -> Result<(), SyncError> {
     for hook in hooks {
         match hook {
-            SyncHook::Host { .. } => {
-                run_host_hooks(phase, std::slice::from_ref(hook), env, reporter).await?;
+            SyncHook::Host(_) => {
+                run_host_hooks(phase, std::slice::from_ref(hook), base, env, reporter).await?;
             }
             SyncHook::Container { command } => {
                 let results =
@@ -166,7 +167,7 @@ pub(crate) async fn run<T: Transport>(
         "before",
         &plan.hooks.before,
         &containers,
-        &env,
+        (&target.env, &env),
         reporter,
     )
     .await?;
@@ -217,7 +218,15 @@ pub(crate) async fn run<T: Transport>(
             reference: target.reference.clone(),
         }));
     }
-    run_hooks(transport, "after", &plan.hooks.after, &done, &env, reporter).await?;
+    run_hooks(
+        transport,
+        "after",
+        &plan.hooks.after,
+        &done,
+        (&target.env, &env),
+        reporter,
+    )
+    .await?;
     let report = SyncReport {
         duration: started.elapsed(),
         containers: reports,
@@ -346,6 +355,7 @@ mod tests {
             reference: "app:1".into(),
             selector: "run=1".into(),
             kube_context: None,
+            env: BTreeMap::new(),
         }
     }
 

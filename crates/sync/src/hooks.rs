@@ -6,7 +6,9 @@
 //! get them on Docker (exec environment); Kubernetes exec cannot set variables, so there a
 //! container hook runs with the container's own environment.
 
-use skiff_types::event::{Event, Level, Reporter};
+use std::collections::BTreeMap;
+
+use skiff_types::event::Reporter;
 
 use crate::{SyncError, SyncHook, SyncPlan, SyncTarget};
 
@@ -24,7 +26,7 @@ use crate::{SyncError, SyncHook, SyncPlan, SyncTarget};
 ///     ],
 ///     ..SyncPlan::default()
 /// };
-/// let target = SyncTarget { image: "web".into(), reference: "web:1".into(), selector: "run=1".into(), kube_context: None };
+/// let target = SyncTarget { image: "web".into(), reference: "web:1".into(), selector: "run=1".into(), kube_context: None, env: Default::default() };
 /// let env = skiff_sync::hooks::environment(&target, &plan);
 /// assert!(env.contains(&("SKAFFOLD_FILES_ADDED_OR_MODIFIED".to_owned(), "/app/a.txt;/app/b.txt".to_owned())));
 /// ```
@@ -69,59 +71,27 @@ pub fn environment(target: &SyncTarget, plan: &SyncPlan) -> Vec<(String, String)
     env
 }
 
-/// Runs the host hooks among `hooks` (in order), skipping those for other operating systems.
-/// Their output is reported as messages.
+/// Runs the host hooks among `hooks` (in order), skipping those for other operating systems,
+/// with `base` plus `vars` as their environment. Their output is reported as messages
+/// (`[pre-sync hook] …`).
 pub async fn run_host_hooks(
     phase: &'static str,
     hooks: &[SyncHook],
-    env: &[(String, String)],
+    base: &BTreeMap<String, String>,
+    vars: &[(String, String)],
     reporter: &dyn Reporter,
 ) -> Result<(), SyncError> {
+    let mut env = base.clone();
+    env.extend(vars.iter().cloned());
+    let hook_phase = format!("{}-sync", if phase == "before" { "pre" } else { "post" });
+    let run = skiff_hooks::HookRun::new(&hook_phase, "sync", &env);
     for hook in hooks {
-        let SyncHook::Host { command, os, dir } = hook else {
+        let SyncHook::Host(host) = hook else {
             continue;
         };
-        if !os.is_empty() && !os.iter().any(|o| o == std::env::consts::OS) {
-            continue;
-        }
-        let failed = |message: String| SyncError::Hook {
-            phase,
-            command: command.join(" "),
-            message,
-        };
-        let Some((program, args)) = command.split_first() else {
-            return Err(failed("the command is empty".to_owned()));
-        };
-        let mut process = tokio::process::Command::new(program);
-        process
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        if let Some(dir) = dir {
-            process.current_dir(dir);
-        }
-        let output = process
-            .output()
+        skiff_hooks::run_host(host, &run, reporter)
             .await
-            .map_err(|e| failed(format!("cannot start `{program}`: {e}")))?;
-        for line in String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .chain(String::from_utf8_lossy(&output.stderr).lines())
-        {
-            reporter.report(Event::Message {
-                source: "sync",
-                level: Level::Info,
-                text: format!("[{phase}-sync hook] {line}"),
-            });
-        }
-        if !output.status.success() {
-            return Err(failed(format!(
-                "exited with {}: {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
-        }
+            .map_err(|source| SyncError::HostHook { phase, source })?;
     }
     Ok(())
 }
@@ -130,13 +100,18 @@ pub async fn run_host_hooks(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use skiff_types::event::CollectingReporter;
+    use skiff_hooks::HostHook;
+    use skiff_types::event::{CollectingReporter, Event};
+
+    fn path() -> BTreeMap<String, String> {
+        BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())])
+    }
 
     #[tokio::test]
     async fn host_hook_sees_the_variables() {
         let reporter = CollectingReporter::default();
         let hooks = vec![
-            SyncHook::Host {
+            SyncHook::Host(HostHook {
                 command: vec![
                     "sh".into(),
                     "-c".into(),
@@ -144,39 +119,45 @@ mod tests {
                 ],
                 os: vec![],
                 dir: None,
-            },
-            SyncHook::Host {
+            }),
+            SyncHook::Host(HostHook {
                 command: vec!["false".into()],
                 os: vec!["plan9".into()],
                 dir: None,
-            },
+            }),
         ];
         let env = vec![(
             "SKAFFOLD_FILES_ADDED_OR_MODIFIED".to_owned(),
             "/a;/b".to_owned(),
         )];
-        run_host_hooks("before", &hooks, &env, &reporter)
+        run_host_hooks("before", &hooks, &path(), &env, &reporter)
             .await
             .unwrap();
         assert!(reporter.events().iter().any(|e| matches!(
             e,
-            Event::Message { text, .. } if text == "[before-sync hook] files=/a;/b"
+            Event::Message { text, .. } if text == "[pre-sync hook] files=/a;/b"
         )));
     }
 
     #[tokio::test]
     async fn failing_host_hook_is_an_error() {
-        let hooks = vec![SyncHook::Host {
+        let hooks = vec![SyncHook::Host(HostHook {
             command: vec!["sh".into(), "-c".into(), "echo bad >&2; exit 3".into()],
             os: vec![],
             dir: None,
-        }];
-        let error = run_host_hooks("after", &hooks, &[], &skiff_types::event::NullReporter)
-            .await
-            .unwrap_err()
-            .to_string();
+        })];
+        let error = run_host_hooks(
+            "after",
+            &hooks,
+            &path(),
+            &[],
+            &skiff_types::event::NullReporter,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(
-            error.contains("after sync") && error.contains("bad"),
+            error.contains("post-sync hook") && error.contains("bad"),
             "{error}"
         );
     }

@@ -79,6 +79,8 @@ pub struct SyncTarget {
     pub selector: String,
     /// For hooks: `SKAFFOLD_KUBE_CONTEXT`.
     pub kube_context: Option<String>,
+    /// The environment host hooks run with (the run's), besides the sync variables.
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// What one sync did in one container.
@@ -211,7 +213,16 @@ pub enum SyncError {
         /// Exit code and output.
         message: String,
     },
-    /// A `sync.hooks` command failed.
+    /// A `sync.hooks` host command failed.
+    #[error("sync.hooks.{phase}: {source}")]
+    HostHook {
+        /// `before` or `after`.
+        phase: &'static str,
+        /// Why.
+        #[source]
+        source: skiff_hooks::HookError,
+    },
+    /// A `sync.hooks` container command failed.
     #[error("sync hook `{command}` ({phase} sync) failed: {message}")]
     Hook {
         /// `before` or `after`.

@@ -81,14 +81,7 @@ impl SyncHooks {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncHook {
     /// A command on the host.
-    Host {
-        /// The command and its arguments.
-        command: Vec<String>,
-        /// Operating systems it runs on (`linux`, `darwin`, `windows`); empty means all.
-        os: Vec<String>,
-        /// Working directory; `None` means the caller's.
-        dir: Option<PathBuf>,
-    },
+    Host(skiff_hooks::HostHook),
     /// A command in every synced container.
     Container {
         /// The command and its arguments.
@@ -389,7 +382,7 @@ pub fn describe(rules: &SyncRules) -> Vec<String> {
     ] {
         for hook in hooks {
             let (kind, command) = match hook {
-                SyncHook::Host { command, .. } => ("host", command),
+                SyncHook::Host(host) => ("host", &host.command),
                 SyncHook::Container { command } => ("container", command),
             };
             lines.push(format!("hook {when} sync ({kind}): {}", command.join(" ")));

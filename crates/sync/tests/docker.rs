@@ -61,6 +61,7 @@ fn target(reference: &str, run_id: &str) -> SyncTarget {
         reference: reference.into(),
         selector: format!("{RUN_ID_LABEL}={run_id}"),
         kube_context: None,
+        env: std::collections::BTreeMap::new(),
     }
 }
 

@@ -187,6 +187,7 @@ fn target(reference: &str, run_id: &str) -> SyncTarget {
         reference: reference.into(),
         selector: format!("{RUN_ID_LABEL}={run_id}"),
         kube_context: Some("test".into()),
+        env: std::collections::BTreeMap::new(),
     }
 }
 

@@ -175,6 +175,17 @@ impl CollectingReporter {
     pub fn events(&self) -> Vec<Event> {
         self.events.lock().map(|e| e.clone()).unwrap_or_default()
     }
+
+    /// The texts of the [`Event::Message`]s received so far, in order.
+    pub fn messages(&self) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::Message { text, .. } => Some(text),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl Reporter for CollectingReporter {

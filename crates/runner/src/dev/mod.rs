@@ -289,7 +289,8 @@ fn sync_stage(
     plugged: Option<&Arc<dyn Syncer>>,
 ) -> SyncStage {
     let stage = SyncStage::new(pipeline.project.sync.clone(), options.deploy.run_id.clone())
-        .with_docker_host(options.deploy.docker_host.clone());
+        .with_docker_host(options.deploy.docker_host.clone())
+        .with_env(options.render.build.env.clone());
     match plugged {
         Some(syncer) => stage.with_syncer(syncer.clone()),
         None => stage,
