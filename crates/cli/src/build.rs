@@ -57,6 +57,7 @@ pub fn run(cli: &Cli, args: &BuildArgs, env: BTreeMap<String, String>) -> anyhow
         docker_config: context.docker_config,
         kube_context: context.kube_context,
         docker_daemon_build: cli.global.docker_daemon_build,
+        work_dir: Some(cwd.clone()),
         env: context.env,
         ..BuildOptions::default()
     };

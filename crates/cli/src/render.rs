@@ -235,6 +235,7 @@ pub(crate) fn prepare(
             docker_config: context.docker_config.clone(),
             kube_context: context.kube_context.clone(),
             docker_daemon_build: cli.global.docker_daemon_build,
+            work_dir: Some(cwd.clone()),
             env: context.env.clone(),
             ..BuildOptions::default()
         },

@@ -306,11 +306,11 @@ pub async fn run_all(
 }
 
 /// The variables every hook sees (Skaffold's static ones): `SKAFFOLD_DEFAULT_REPO` when set,
-/// `SKAFFOLD_RPC_PORT`/`SKAFFOLD_HTTP_PORT` when serving, and `SKAFFOLD_WORK_DIR`.
+/// `SKAFFOLD_HTTP_PORT` when serving, and `SKAFFOLD_WORK_DIR` when known.
 pub fn static_variables(
     default_repo: Option<&str>,
     http_port: Option<u16>,
-    work_dir: &std::path::Path,
+    work_dir: Option<&std::path::Path>,
 ) -> Vec<(String, String)> {
     let mut vars = Vec::new();
     if let Some(repo) = default_repo {
@@ -319,10 +319,12 @@ pub fn static_variables(
     if let Some(port) = http_port {
         vars.push(("SKAFFOLD_HTTP_PORT".to_owned(), port.to_string()));
     }
-    vars.push((
-        "SKAFFOLD_WORK_DIR".to_owned(),
-        work_dir.to_string_lossy().into_owned(),
-    ));
+    if let Some(dir) = work_dir {
+        vars.push((
+            "SKAFFOLD_WORK_DIR".to_owned(),
+            dir.to_string_lossy().into_owned(),
+        ));
+    }
     vars
 }
 

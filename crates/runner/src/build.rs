@@ -22,8 +22,9 @@ use skiff_types::event::{Event, Level, Reporter};
 use skiff_types::image::{BuiltImage, ImageRef};
 
 use crate::schedule::ArtifactGraph;
-use crate::settings::BuildSettings;
+use crate::settings::{BuildHooks, BuildSettings};
 use crate::{RunnerError, schedule};
+use skiff_hooks::HookRun;
 
 /// How many of an artifact's newest image-ID tags stay in the engine besides those in use (a
 /// rollback on the cluster can still find them).
@@ -66,6 +67,8 @@ pub struct BuildOptions {
     pub changes: BTreeMap<String, ChangeSet>,
     /// The run id builder containers are labelled with.
     pub run_id: Option<String>,
+    /// The directory skiff runs in (`SKAFFOLD_WORK_DIR` for hooks).
+    pub work_dir: Option<PathBuf>,
 }
 
 /// Which builder builds an artifact, and why.
@@ -304,6 +307,11 @@ impl BuildStage {
             .iter()
             .map(|&i| settings.tag_policies[i].clone())
             .collect();
+        let no_hooks = BuildHooks::default();
+        let hooks: Vec<&BuildHooks> = selected
+            .iter()
+            .map(|&i| settings.artifact_hooks.get(i).unwrap_or(&no_hooks))
+            .collect();
         let push = match options.push.or(settings.push) {
             Some(push) => push,
             None => match &options.kube_context {
@@ -418,8 +426,30 @@ impl BuildStage {
             0 => artifacts.len().max(1),
             n => n,
         };
+        let mut phase_env = options.env.clone();
+        phase_env.extend(skiff_hooks::static_variables(
+            options.default_repo.as_deref(),
+            None,
+            options.work_dir.as_deref(),
+        ));
+        let phase_hooks = |when: &'static str| {
+            let (hooks, phase) = match when {
+                "before" => (&settings.hooks.before, "pre-build"),
+                _ => (&settings.hooks.after, "post-build"),
+            };
+            let env = &phase_env;
+            async move {
+                skiff_hooks::run_all(hooks, &HookRun::new(phase, "build", env), reporter)
+                    .await
+                    .map_err(|source| RunnerError::Hook {
+                        field: format!("build.hooks.{when}"),
+                        source,
+                    })
+            }
+        };
+        phase_hooks("before").await?;
         let outcome = schedule::run(&artifacts, concurrency, |i, required| {
-            shared.build_one(&artifacts[i], &policies[i], required, reporter)
+            shared.build_one(&artifacts[i], &policies[i], hooks[i], required, reporter)
         })
         .await?;
         if options.cache_artifacts {
@@ -438,6 +468,7 @@ impl BuildStage {
         if let Some(error) = outcome.error {
             return Err(error);
         }
+        phase_hooks("after").await?;
         Ok(BuildOutcome {
             images: outcome.built.into_values().collect(),
             pushed: push,
@@ -543,6 +574,28 @@ pub(crate) async fn tag_reference(
     )?)
 }
 
+/// What a build hook of `artifact` sees: the run's environment, Skaffold's static variables
+/// and the build's (`SKAFFOLD_IMAGE` = `reference`, …).
+fn hook_env(
+    options: &BuildOptions,
+    reference: &str,
+    push: bool,
+    artifact: &ArtifactSpec,
+) -> BTreeMap<String, String> {
+    let mut env = options.env.clone();
+    env.extend(skiff_hooks::static_variables(
+        options.default_repo.as_deref(),
+        None,
+        options.work_dir.as_deref(),
+    ));
+    env.extend(skiff_hooks::build_variables(
+        reference,
+        push,
+        &artifact.context,
+    ));
+    env
+}
+
 fn warn(reporter: &dyn Reporter, text: String) {
     reporter.report(Event::Message {
         source: "build",
@@ -623,6 +676,7 @@ impl Shared<'_> {
         &self,
         artifact: &ArtifactSpec,
         policy: &TagPolicy,
+        hooks: &BuildHooks,
         required: BTreeMap<String, String>,
         reporter: &dyn Reporter,
     ) -> Result<BuiltImage, RunnerError> {
@@ -678,6 +732,50 @@ impl Shared<'_> {
             }
         }
 
+        // As in Skaffold, a cache hit runs no hooks: nothing is built.
+        let env = hook_env(self.options, &reference.to_string(), self.push, artifact);
+        let field = |when: &str| format!("build.artifacts[{image}].hooks.{when}");
+        skiff_hooks::run_all(
+            &hooks.before,
+            &HookRun::new("pre-build", "build", &env),
+            reporter,
+        )
+        .await
+        .map_err(|source| RunnerError::Hook {
+            field: field("before"),
+            source,
+        })?;
+        let built = self
+            .build_fresh(
+                artifact, &builder, reference, required, key, started, reporter,
+            )
+            .await?;
+        skiff_hooks::run_all(
+            &hooks.after,
+            &HookRun::new("post-build", "build", &env),
+            reporter,
+        )
+        .await
+        .map_err(|source| RunnerError::Hook {
+            field: field("after"),
+            source,
+        })?;
+        Ok(built)
+    }
+
+    /// Builds `artifact` as `reference`: warm when it can, else with its builder.
+    #[allow(clippy::too_many_arguments)]
+    async fn build_fresh(
+        &self,
+        artifact: &ArtifactSpec,
+        builder: &Arc<dyn Builder>,
+        reference: ImageRef,
+        required: BTreeMap<String, String>,
+        key: Option<String>,
+        started: Instant,
+        reporter: &dyn Reporter,
+    ) -> Result<BuiltImage, RunnerError> {
+        let image = artifact.image.clone();
         let engine_build = self
             .choices
             .get(&image)

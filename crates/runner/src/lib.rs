@@ -84,6 +84,15 @@ pub enum RunnerError {
     /// A file sync failed.
     #[error(transparent)]
     Sync(#[from] skiff_sync::SyncError),
+    /// A lifecycle hook failed.
+    #[error("{field}: {source}")]
+    Hook {
+        /// The config field the hook comes from (`build.artifacts[app].hooks.before`).
+        field: String,
+        /// Why.
+        #[source]
+        source: skiff_hooks::HookError,
+    },
     /// The settings are inconsistent.
     #[error("{message}")]
     Settings {

@@ -861,6 +861,8 @@ resourceSelector:
             use_buildkit: false,
             insecure_registries: vec![],
             warm_builds: false,
+            artifact_hooks: vec![],
+            hooks: Default::default(),
         };
         let build_options = BuildOptions {
             env: BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]),

@@ -12,6 +12,7 @@ use skiff_build::artifact::{
 use skiff_build::tag::{GitCommitOptions, TagPolicy};
 use skiff_config::EffectiveConfig;
 use skiff_config::schema::{self, Artifact};
+use skiff_hooks::HostHook;
 use skiff_types::template::{Template, TemplateError};
 
 use crate::RunnerError;
@@ -35,6 +36,45 @@ pub struct BuildSettings {
     /// config's `metadata.annotations` says `skiff.dev/warm-builds: "false"` (a place
     /// Skaffold reads and ignores).
     pub warm_builds: bool,
+    /// Per artifact (same order): `build.artifacts[].hooks`, run around its build.
+    pub artifact_hooks: Vec<BuildHooks>,
+    /// `build.hooks`: run before and after the whole build.
+    pub hooks: BuildHooks,
+}
+
+/// Host commands run before and after a build (`hooks.before`, `hooks.after`), their `dir`
+/// resolved against their config's directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildHooks {
+    /// `before`.
+    pub before: Vec<HostHook>,
+    /// `after`.
+    pub after: Vec<HostHook>,
+}
+
+impl BuildHooks {
+    fn of(base_dir: &Path, hooks: Option<&schema::BuildHooks>) -> BuildHooks {
+        let convert = |hooks: Option<&Vec<schema::HostHook>>| -> Vec<HostHook> {
+            hooks
+                .into_iter()
+                .flatten()
+                .map(|hook| host_hook(base_dir, hook))
+                .collect()
+        };
+        BuildHooks {
+            before: convert(hooks.and_then(|h| h.before.as_ref())),
+            after: convert(hooks.and_then(|h| h.after.as_ref())),
+        }
+    }
+}
+
+/// A `HostHook` of the config whose files are in `base_dir`.
+pub(crate) fn host_hook(base_dir: &Path, hook: &schema::HostHook) -> HostHook {
+    HostHook {
+        command: hook.command.clone(),
+        os: hook.os.clone().unwrap_or_default(),
+        dir: hook.dir.as_ref().map(|dir| base_dir.join(dir)),
+    }
 }
 
 /// The `metadata.annotations` key that turns warm rebuilds off for a config.
@@ -72,6 +112,8 @@ pub fn build_settings(configs: &[EffectiveConfig]) -> Result<BuildSettings, Runn
         use_buildkit: false,
         insecure_registries: Vec::new(),
         warm_builds: true,
+        artifact_hooks: Vec::new(),
+        hooks: BuildHooks::default(),
     };
     for config in configs {
         let annotation = config
@@ -111,10 +153,16 @@ pub fn build_settings(configs: &[EffectiveConfig]) -> Result<BuildSettings, Runn
             .as_ref()
             .and_then(|l| l.use_docker_cli)
             .unwrap_or(false);
+        let phase_hooks = BuildHooks::of(config.base_dir(), build.hooks.as_ref());
+        settings.hooks.before.extend(phase_hooks.before);
+        settings.hooks.after.extend(phase_hooks.after);
         for artifact in build.artifacts.iter().flatten() {
             settings
                 .artifacts
                 .push(artifact_spec(config.base_dir(), artifact, daemon_build)?);
+            settings
+                .artifact_hooks
+                .push(BuildHooks::of(config.base_dir(), artifact.hooks.as_ref()));
             settings
                 .tag_policies
                 .push(tag_policy(&artifact.image, build.tag_policy.as_ref())?);
@@ -307,6 +355,21 @@ mod tests {
             unresolved_templates: Vec::new(),
         };
         build_settings(&[config]).unwrap()
+    }
+
+    #[test]
+    fn build_hooks_are_read_with_their_dir_relative_to_the_config() {
+        let s = settings(
+            "apiVersion: skaffold/v4beta14\nkind: Config\nbuild:\n  hooks:\n    after:\n    - command: [notify]\n  artifacts:\n  - image: web\n    hooks:\n      before:\n      - command: [sh, -c, 'echo $SKAFFOLD_IMAGE']\n        os: [linux]\n        dir: scripts\n  - image: api\n",
+        );
+        assert_eq!(s.artifact_hooks.len(), 2);
+        let before = &s.artifact_hooks[0].before[0];
+        assert_eq!(before.command[0], "sh");
+        assert_eq!(before.os, ["linux"]);
+        assert_eq!(before.dir.as_deref(), Some(Path::new("/p/scripts")));
+        assert_eq!(s.artifact_hooks[1], BuildHooks::default());
+        assert_eq!(s.hooks.after[0].command, ["notify"]);
+        assert!(s.hooks.before.is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use skiff_build::artifact::{ArtifactSpec, BuilderSpec, DockerSpec, Requirement};
 use skiff_build::tag::TagPolicy;
 use skiff_build::{BuildError, BuildRequest, Builder};
 use skiff_runner::build::{BuildOptions, BuildStage};
-use skiff_runner::settings::BuildSettings;
+use skiff_runner::settings::{BuildHooks, BuildSettings};
 use skiff_types::event::{CollectingReporter, Event, Reporter};
 use skiff_types::image::BuiltImage;
 
@@ -41,6 +41,8 @@ fn settings(artifacts: Vec<ArtifactSpec>) -> BuildSettings {
         use_buildkit: false,
         insecure_registries: vec![],
         warm_builds: false,
+        artifact_hooks: vec![],
+        hooks: Default::default(),
     }
 }
 
@@ -186,6 +188,88 @@ async fn a_plugged_in_builder_builds_in_dependency_order() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("`bazel` builder"), "{error}");
+}
+
+/// `build.artifacts[].hooks` run around each artifact's build with Skaffold's variables, and
+/// `build.hooks` around the whole build; a failing pre-build hook fails that build.
+#[tokio::test]
+async fn build_hooks_run_around_builds_with_skaffolds_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let sh = |script: String| skiff_hooks::HostHook {
+        command: vec!["sh".into(), "-c".into(), script],
+        os: vec![],
+        dir: None,
+    };
+    let artifact = ArtifactSpec {
+        image: "app".into(),
+        context: dir.path().into(),
+        builder: BuilderSpec::Unsupported {
+            kind: "bazel".into(),
+        },
+        requires: vec![],
+        platforms: vec![],
+    };
+    let mut settings = settings(vec![artifact]);
+    let record = |what: &str| {
+        sh(format!(
+            "echo \"{what} $SKAFFOLD_IMAGE $SKAFFOLD_IMAGE_REPO $SKAFFOLD_IMAGE_TAG $SKAFFOLD_PUSH_IMAGE $SKAFFOLD_BUILD_CONTEXT $SKAFFOLD_DEFAULT_REPO\" >> {}",
+            log.display()
+        ))
+    };
+    settings.artifact_hooks = vec![BuildHooks {
+        before: vec![record("before")],
+        after: vec![record("after")],
+    }];
+    settings.hooks = BuildHooks {
+        before: vec![sh(format!("echo phase-before >> {}", log.display()))],
+        after: vec![sh(format!("echo phase-after >> {}", log.display()))],
+    };
+    let plugged = Arc::new(RecordingBuilder {
+        seen: Mutex::new(Vec::new()),
+    });
+    let stage = BuildStage::new().with_builder("app", plugged.clone());
+    let options = BuildOptions {
+        tag: Some("v7".into()),
+        default_repo: Some("127.0.0.1:5000/team".into()),
+        env: BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]),
+        ..Default::default()
+    };
+    let reporter = CollectingReporter::default();
+    stage.build(&settings, &options, &reporter).await.unwrap();
+    let context = dir.path().display();
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        format!(
+            "phase-before\n\
+             before 127.0.0.1:5000/team/app:v7 127.0.0.1:5000/team/app v7 false {context} 127.0.0.1:5000/team\n\
+             after 127.0.0.1:5000/team/app:v7 127.0.0.1:5000/team/app v7 false {context} 127.0.0.1:5000/team\n\
+             phase-after\n"
+        )
+    );
+    let messages = reporter.messages();
+    assert!(
+        messages.contains(&"Starting pre-build hooks...".to_owned()),
+        "{messages:?}"
+    );
+
+    settings.artifact_hooks[0].before = vec![sh("echo no toolchain >&2; exit 4".into())];
+    let built_before = plugged.seen.lock().unwrap().len();
+    let error = stage
+        .build(&settings, &options, &reporter)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("build.artifacts[app].hooks.before: pre-build hook"),
+        "{error}"
+    );
+    assert!(error.contains("no toolchain"), "{error}");
+    assert_eq!(
+        plugged.seen.lock().unwrap().len(),
+        built_before,
+        "nothing was built"
+    );
 }
 
 #[tokio::test]
