@@ -260,6 +260,7 @@ impl GlobalArgs {
             run_id,
             profiles: self.profile.clone(),
             env,
+            work_dir: Some(working_dir.to_path_buf()),
         }
     }
 }

@@ -25,6 +25,8 @@ pub(crate) fn run_options(context: &RunContext, with_run_id: bool) -> DeployRunO
         kube_context: context.kube_context_name.clone(),
         namespace: context.namespace.clone(),
         docker_host: context.docker_host.clone(),
+        env: context.env.clone(),
+        work_dir: context.work_dir.clone(),
     }
 }
 

@@ -183,6 +183,17 @@ pub enum ConfigError {
         /// Why.
         source: TemplateError,
     },
+    /// A field is set that skiff cannot act on, and going on without it would do the wrong
+    /// thing (see `NOT_ACTED_ON`).
+    #[error("{}`{field}`: {message}", location_prefix(location.as_ref()))]
+    NotSupported {
+        /// Where it is set.
+        location: Option<Location>,
+        /// The field (`build.cluster`).
+        field: String,
+        /// Why, and what to do.
+        message: String,
+    },
     /// The configuration asks for something skiff does not do yet.
     #[error("{what} is not supported by skiff yet{}", location_suffix(location.as_ref()))]
     Unsupported {
@@ -201,9 +212,9 @@ impl ConfigError {
             | ConfigError::Activation { location, .. }
             | ConfigError::Requires { location, .. } => Some(location),
             ConfigError::Patch { location, .. } => Some(location),
-            ConfigError::Invalid { location, .. } | ConfigError::Unsupported { location, .. } => {
-                location.as_ref()
-            }
+            ConfigError::Invalid { location, .. }
+            | ConfigError::Unsupported { location, .. }
+            | ConfigError::NotSupported { location, .. } => location.as_ref(),
             _ => None,
         }
     }

@@ -32,6 +32,7 @@ mod profiles;
 mod resolve;
 pub mod schema;
 mod suggest;
+pub mod support;
 mod templating;
 mod upgrade;
 mod validate;

@@ -319,6 +319,7 @@ impl Loader<'_> {
         }
         defaults::apply(&mut config);
         validate::config(document, &config)?;
+        crate::support::check(document, &config, &self.options.command, &mut self.warnings)?;
 
         chain.push((key.0.clone(), key.1, document.label()));
         let mut requires = Vec::new();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_config::EffectiveConfig;
+use skiff_config::schema;
 use skiff_deploy::docker::{DockerDeployOptions, DockerDeployer, DockerPort, DockerTarget};
 use skiff_deploy::kubernetes::KubernetesDeployer;
 use skiff_deploy::kubernetes::apply::{ApplyOptions, delete_labelled};
@@ -38,6 +39,18 @@ pub struct DeploySettings {
     pub tolerate_failures: bool,
     /// `deploy.kubectl.flags.global` and `.apply`, reported when skiff cannot honour them.
     pub kubectl_flags: Vec<String>,
+    /// `deploy.kubectl.hooks` and `deploy.helm.hooks`: host commands run before the deploy
+    /// and after its status check (container hooks are warned about when loading).
+    pub hooks: DeployHooks,
+}
+
+/// Host commands run before and after a deploy, their `dir` resolved against their config's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployHooks {
+    /// `before`.
+    pub before: Vec<skiff_hooks::HostHook>,
+    /// `after`.
+    pub after: Vec<skiff_hooks::HostHook>,
 }
 
 /// The deploy settings of `configs`, publishing `docker_ports` on the Docker deployer.
@@ -54,12 +67,29 @@ pub(crate) fn deploy_settings(
         deadline: Duration::from_secs(skiff_config::STATUS_CHECK_DEADLINE_SECONDS.unsigned_abs()),
         tolerate_failures: false,
         kubectl_flags: Vec::new(),
+        hooks: DeployHooks::default(),
     };
     for config in configs {
         let Some(deploy) = &config.config.deploy else {
             continue;
         };
         settings.kubernetes |= deploy.kubectl.is_some() || deploy.helm.is_some();
+        let hooks = [
+            deploy.kubectl.as_ref().and_then(|k| k.hooks.as_ref()),
+            deploy.helm.as_ref().and_then(|h| h.hooks.as_ref()),
+        ];
+        for hooks in hooks.into_iter().flatten() {
+            let host = |items: Option<&Vec<schema::DeployHookItem>>| -> Vec<skiff_hooks::HostHook> {
+                items
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|item| item.host.as_ref())
+                    .map(|hook| crate::settings::host_hook(config.base_dir(), hook))
+                    .collect()
+            };
+            settings.hooks.before.extend(host(hooks.before.as_ref()));
+            settings.hooks.after.extend(host(hooks.after.as_ref()));
+        }
         if let Some(kubectl) = &deploy.kubectl {
             if let Some(flags) = &kubectl.flags {
                 settings
@@ -153,6 +183,10 @@ pub struct DeployRunOptions {
     pub namespace: Option<String>,
     /// `DOCKER_HOST`.
     pub docker_host: Option<String>,
+    /// The run's environment, which deploy hooks see (with their `SKAFFOLD_*` variables).
+    pub env: std::collections::BTreeMap<String, String>,
+    /// The directory skiff runs in (`SKAFFOLD_WORK_DIR` for hooks).
+    pub work_dir: Option<PathBuf>,
 }
 
 impl DeployRunOptions {
@@ -182,61 +216,11 @@ pub async fn deploy(
     options: &DeployRunOptions,
     reporter: &dyn Reporter,
 ) -> Result<DeployReport, RunnerError> {
-    let input = DeployInput { manifests, images };
-    let mut report = DeployReport::default();
-    if !settings.docker_images.is_empty() {
-        let deployer = DockerDeployer::connect(
-            DockerTarget {
-                docker_host: options.docker_host.clone(),
-            },
-            DockerDeployOptions {
-                run_id: options.run_id.clone(),
-                images: settings.docker_images.clone(),
-                ports: settings.docker_ports.clone(),
-                use_compose: settings.use_compose,
-                ..DockerDeployOptions::default()
-            },
-        )
-        .await?;
-        report
-            .resources
-            .extend(deployer.deploy(&input, reporter).await?.resources);
-    }
-    if settings.kubernetes && !manifests.manifests.is_empty() {
-        let connection = connect(&options.kube_target()).await?;
-        let client = connection.client.clone();
-        let deployer = KubernetesDeployer::new(
-            connection,
-            options.run_id.clone(),
-            ApplyOptions {
-                force: options.force,
-                kubectl_flags: settings.kubectl_flags.clone(),
-                ..ApplyOptions::default()
-            },
-        );
-        let outcome = deployer.deploy(&input, reporter).await?;
-        if options.status_check.unwrap_or(settings.status_check) {
-            let checked: BTreeSet<ResourceRef> = outcome
-                .resources
-                .iter()
-                .map(|(resource, _)| resource.clone())
-                .filter(is_checked)
-                .collect();
-            let checked: Vec<ResourceRef> = checked.into_iter().collect();
-            KubernetesStatusChecker::new(
-                client,
-                StatusOptions {
-                    deadline: settings.deadline,
-                    tolerate_failures_until_deadline: settings.tolerate_failures,
-                    ..StatusOptions::default()
-                },
-            )
-            .wait_ready(&checked, reporter)
-            .await?;
-        }
-        report.resources.extend(outcome.resources);
-    }
-    Ok(report)
+    let session = DeploySession::connect(settings.clone(), options.clone()).await?;
+    let deployed = session.deploy(manifests, images, reporter).await?;
+    Ok(DeployReport {
+        resources: deployed.resources,
+    })
 }
 
 /// `skiff delete`: remove what the configuration's rendered objects name (only objects that
@@ -398,10 +382,12 @@ impl DeploySession {
     ) -> Result<SessionDeploy, RunnerError> {
         let input = DeployInput { manifests, images };
         let mut result = SessionDeploy::default();
+        self.run_hooks("before", manifests, reporter).await?;
         let started = std::time::Instant::now();
         if let Some(deployer) = &self.plugged {
             result.resources = deployer.deploy(&input, reporter).await?.resources;
             result.apply = started.elapsed();
+            self.run_hooks("after", manifests, reporter).await?;
             return Ok(result);
         }
         if let Some(docker) = &self.docker {
@@ -445,7 +431,66 @@ impl DeploySession {
                 result.status = Some(started.elapsed());
             }
         }
+        self.run_hooks("after", manifests, reporter).await?;
         Ok(result)
+    }
+
+    /// Runs the deploy hooks of `when` (`before`, `after`) with Skaffold's variables: the run
+    /// ID, the kube context, and the namespaces deployed to (after the deploy, with those the
+    /// manifests name).
+    async fn run_hooks(
+        &self,
+        when: &str,
+        manifests: &ManifestSet,
+        reporter: &dyn Reporter,
+    ) -> Result<(), RunnerError> {
+        let (hooks, phase) = match when {
+            "before" => (&self.settings.hooks.before, "pre-deploy"),
+            _ => (&self.settings.hooks.after, "post-deploy"),
+        };
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        let connection = self.kubernetes.as_ref().map(|(_, connection)| connection);
+        let mut namespaces: Vec<String> = self
+            .options
+            .namespace
+            .clone()
+            .or_else(|| connection.map(|c| c.default_namespace.clone()))
+            .into_iter()
+            .collect();
+        if when == "after" {
+            for namespace in manifests
+                .manifests
+                .iter()
+                .filter_map(|m| m.namespace.clone())
+            {
+                if !namespaces.contains(&namespace) {
+                    namespaces.push(namespace);
+                }
+            }
+        }
+        let mut env = self.options.env.clone();
+        env.extend(skiff_hooks::static_variables(
+            None,
+            None,
+            self.options.work_dir.as_deref(),
+        ));
+        env.extend(skiff_hooks::deploy_variables(
+            &self.options.run_id,
+            connection.map(|c| c.context.as_str()).unwrap_or_default(),
+            &namespaces,
+        ));
+        skiff_hooks::run_all(
+            hooks,
+            &skiff_hooks::HookRun::new(phase, "deploy", &env),
+            reporter,
+        )
+        .await
+        .map_err(|source| RunnerError::Hook {
+            field: format!("deploy.hooks.{when}"),
+            source,
+        })
     }
 
     /// Removes what this session deployed: the run's containers and network, and the objects
@@ -471,5 +516,101 @@ impl DeploySession {
             Some(error) => Err(error),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Mutex;
+
+    use skiff_deploy::{DeployError, DeployOutcome};
+    use skiff_types::event::CollectingReporter;
+    use skiff_types::manifest::Manifest;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct CountingDeployer {
+        deploys: Mutex<usize>,
+    }
+
+    #[async_trait::async_trait]
+    impl Deployer for CountingDeployer {
+        async fn deploy(
+            &self,
+            _input: &DeployInput<'_>,
+            _reporter: &dyn Reporter,
+        ) -> Result<DeployOutcome, DeployError> {
+            *self.deploys.lock().unwrap() += 1;
+            Ok(DeployOutcome::default())
+        }
+
+        async fn cleanup(&self, _reporter: &dyn Reporter) -> Result<(), DeployError> {
+            Ok(())
+        }
+    }
+
+    fn sh(script: String) -> skiff_hooks::HostHook {
+        skiff_hooks::HostHook {
+            command: vec!["sh".into(), "-c".into(), script],
+            os: vec![],
+            dir: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn deploy_hooks_run_before_and_after_with_the_run_and_its_namespaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("hooks.log");
+        let record = |what: &str| {
+            sh(format!(
+                "echo \"{what} $SKAFFOLD_RUN_ID $SKAFFOLD_NAMESPACES $SKAFFOLD_WORK_DIR\" >> {}",
+                log.display()
+            ))
+        };
+        let mut settings = deploy_settings(&[], Vec::new());
+        settings.hooks = DeployHooks {
+            before: vec![record("before")],
+            after: vec![record("after")],
+        };
+        let options = DeployRunOptions {
+            run_id: "run-1".into(),
+            namespace: Some("dev".into()),
+            env: std::collections::BTreeMap::from([(
+                "PATH".to_owned(),
+                "/usr/bin:/bin".to_owned(),
+            )]),
+            work_dir: Some("/src/app".into()),
+            ..DeployRunOptions::default()
+        };
+        let deployer = Arc::new(CountingDeployer::default());
+        let session =
+            DeploySession::with_deployer(settings.clone(), options.clone(), deployer.clone());
+        let mut manifests = ManifestSet::default();
+        let mut other = Manifest::new("k8s/db.yaml", "v1", "Service", "kind: Service\n");
+        other.namespace = Some("data".into());
+        manifests.manifests.push(other);
+        let reporter = CollectingReporter::default();
+        session.deploy(&manifests, &[], &reporter).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "before run-1 dev /src/app\nafter run-1 dev,data /src/app\n"
+        );
+        assert_eq!(*deployer.deploys.lock().unwrap(), 1);
+
+        settings.hooks.before = vec![sh("echo cluster not ready >&2; exit 1".into())];
+        let session = DeploySession::with_deployer(settings, options, deployer.clone());
+        let error = session
+            .deploy(&manifests, &[], &reporter)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("deploy.hooks.before: pre-deploy hook"),
+            "{error}"
+        );
+        assert!(error.contains("cluster not ready"), "{error}");
+        assert_eq!(*deployer.deploys.lock().unwrap(), 1, "nothing deployed");
     }
 }

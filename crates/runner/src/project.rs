@@ -252,6 +252,8 @@ pub struct RunFlags {
     /// The environment the run sees (`KUBECONFIG`, `HOME`, `DOCKER_HOST`, `DOCKER_CONFIG`,
     /// and what templates and hooks read).
     pub env: BTreeMap<String, String>,
+    /// The directory skiff runs in.
+    pub work_dir: Option<PathBuf>,
 }
 
 /// What one run of a project is against, resolved once from [`RunFlags`], the project and the
@@ -280,6 +282,8 @@ pub struct RunContext {
     pub docker_config: Option<PathBuf>,
     /// The environment of the run.
     pub env: BTreeMap<String, String>,
+    /// The directory skiff runs in.
+    pub work_dir: Option<PathBuf>,
 }
 
 impl RunContext {
@@ -292,6 +296,7 @@ impl RunContext {
             run_id,
             profiles,
             mut env,
+            work_dir,
         } = flags;
         let kube_context_name = kube_context.or_else(|| project.kube_context.clone());
         // `--kubeconfig` replaces the search path, for skiff-config's reader as for the client.
@@ -328,6 +333,7 @@ impl RunContext {
             docker_host: non_empty("DOCKER_HOST"),
             docker_config,
             env,
+            work_dir,
         }
     }
 }

@@ -121,7 +121,7 @@ fn helm_release(field: &str, release: &schema::HelmRelease) -> Result<HelmReleas
             .map(|v| v.0.clone())
             .unwrap_or_default(),
         create_namespace: release.create_namespace.unwrap_or(false),
-        skip_build_dependencies: false,
+        skip_build_dependencies: release.skip_build_dependencies.unwrap_or(false),
     })
 }
 

@@ -160,6 +160,14 @@ pub fn build_settings(configs: &[EffectiveConfig]) -> Result<BuildSettings, Runn
             settings
                 .artifacts
                 .push(artifact_spec(config.base_dir(), artifact, daemon_build)?);
+            // `build.platforms` applies to artifacts that name none themselves.
+            let spec = settings
+                .artifacts
+                .last_mut()
+                .filter(|s| s.platforms.is_empty());
+            if let (Some(spec), Some(platforms)) = (spec, &build.platforms) {
+                spec.platforms.clone_from(platforms);
+            }
             settings
                 .artifact_hooks
                 .push(BuildHooks::of(config.base_dir(), artifact.hooks.as_ref()));

@@ -317,6 +317,7 @@ async fn syncs_through_the_docker_deploy_session_and_warns_once_about_rm() {
             deadline: std::time::Duration::from_secs(30),
             tolerate_failures: false,
             kubectl_flags: Vec::new(),
+            hooks: Default::default(),
         },
         DeployRunOptions {
             run_id: run_id.clone(),
