@@ -16,9 +16,17 @@ use crate::schema::SkaffoldConfig;
 pub enum Treatment {
     /// Load, with this warning (what skiff does instead).
     Warn(&'static str),
-    /// Refuse to load, saying this (what to do).
-    Refuse(&'static str),
+    /// Refuse to load for these commands (those that would do the wrong thing without the
+    /// field), saying this (what to do); warn with it for the others.
+    Refuse(&'static [&'static str], &'static str),
 }
+
+/// The commands that build.
+const BUILDING: &[&str] = &["build", "run", "dev"];
+/// The commands that deploy.
+const DEPLOYING: &[&str] = &["deploy", "run", "dev"];
+/// The commands that render (every deploying one does).
+const RENDERING: &[&str] = &["render", "deploy", "run", "dev"];
 
 /// Each field (a dotted path; `[]` for every item of a list) skiff does not act on, and what it
 /// does about it. A field counts as set when it is present and not `false`, empty or null.
@@ -26,6 +34,7 @@ pub const NOT_ACTED_ON: &[(&str, Treatment)] = &[
     (
         "build.cluster",
         Treatment::Refuse(
+            BUILDING,
             "building in a Kubernetes cluster (kaniko) is not supported by skiff, and building \
              with the local Docker engine instead would not be what this config asks for; \
              remove `build.cluster` (for example in a profile) to build locally",
@@ -34,6 +43,7 @@ pub const NOT_ACTED_ON: &[(&str, Treatment)] = &[
     (
         "build.googleCloudBuild",
         Treatment::Refuse(
+            BUILDING,
             "Google Cloud Build is not supported by skiff; remove `build.googleCloudBuild` \
              (for example in a profile) to build with the local Docker engine",
         ),
@@ -41,17 +51,22 @@ pub const NOT_ACTED_ON: &[(&str, Treatment)] = &[
     (
         "deploy.kpt",
         Treatment::Refuse(
+            DEPLOYING,
             "deploying with kpt is not supported by skiff (it would deploy nothing); use \
              `deploy.kubectl` with the manifests under `manifests.rawYaml`",
         ),
     ),
     (
         "deploy.cloudrun",
-        Treatment::Refuse("deploying to Cloud Run is not supported by skiff"),
+        Treatment::Refuse(
+            DEPLOYING,
+            "deploying to Cloud Run is not supported by skiff",
+        ),
     ),
     (
         "deploy.helm.releases[].overrides",
         Treatment::Refuse(
+            RENDERING,
             "`overrides` is not applied by skiff; put these values in a file listed under \
              `valuesFiles`",
         ),
@@ -59,6 +74,7 @@ pub const NOT_ACTED_ON: &[(&str, Treatment)] = &[
     (
         "deploy.helm.releases[].packaged",
         Treatment::Refuse(
+            RENDERING,
             "packaging a chart (`packaged`) is not supported by skiff; deploy the chart \
              directory with `chartPath`",
         ),
@@ -231,19 +247,14 @@ fn dotted(occurrence: &Occurrence) -> String {
         .join(".")
 }
 
-/// The commands that act on the config: they refuse what they cannot do right. Others
-/// (`diagnose`, `fix`, a library loading without a command) only warn.
-const ACTING_COMMANDS: &[&str] = &["build", "render", "deploy", "run", "dev", "delete"];
-
-/// Warns about (or, when `command` acts on the config, refuses) what `config` (read from
-/// `document`, profiles applied) sets and skiff does not act on.
+/// Warns about (or, when `command` would do the wrong thing without it, refuses) what
+/// `config` (read from `document`, profiles applied) sets and skiff does not act on.
 pub(crate) fn check(
     document: &Document,
     config: &SkaffoldConfig,
     command: &str,
     warnings: &mut Vec<Warning>,
 ) -> Result<(), ConfigError> {
-    let refuse = ACTING_COMMANDS.contains(&command);
     // The typed config serializes to what it holds; only set fields are looked at.
     let Ok(value) = serde_yaml::to_value(config) else {
         return Ok(());
@@ -266,11 +277,13 @@ pub(crate) fn check(
                     location: Some(location),
                     message: format!("`{field}`: {what}"),
                 }),
-                Treatment::Refuse(what) if !refuse => warnings.push(Warning {
-                    location: Some(location),
-                    message: format!("`{field}`: {what}"),
-                }),
-                Treatment::Refuse(what) => {
+                Treatment::Refuse(commands, what) if !commands.contains(&command) => {
+                    warnings.push(Warning {
+                        location: Some(location),
+                        message: format!("`{field}`: {what}"),
+                    });
+                }
+                Treatment::Refuse(_, what) => {
                     return Err(ConfigError::NotSupported {
                         location: Some(location),
                         field,
