@@ -64,6 +64,10 @@ impl Command {
 /// Flags accepted before or after any subcommand.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
+    /// Do not run the `test` section's tests on the built images.
+    #[arg(long, env = "SKAFFOLD_SKIP_TESTS")]
+    pub skip_tests: bool,
+
     /// Write the built images as JSON (`{"builds":[{"imageName":…,"tag":…}]}`), for
     /// `skiff deploy --build-artifacts`
     #[arg(long, env = "SKAFFOLD_FILE_OUTPUT", value_name = "FILE")]
@@ -486,6 +490,10 @@ pub enum TriggerArg {
 pub struct LoopArgs {
     #[command(flatten)]
     pub source: ImageSourceArgs,
+
+    /// Do not run the `test` section's tests on built images before deploying them.
+    #[arg(long, env = "SKAFFOLD_SKIP_TESTS")]
+    pub skip_tests: bool,
 
     /// Follow the logs of what was deployed (default: off for `run`, on for `dev`).
     #[arg(

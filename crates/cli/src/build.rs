@@ -66,8 +66,16 @@ pub fn run(cli: &Cli, args: &BuildArgs, env: BTreeMap<String, String>) -> anyhow
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let outcome =
-        runtime.block_on(BuildStage::new().build(&project.build, &build_options, &reporter))?;
+    let env = build_options.env.clone();
+    let outcome = runtime.block_on(async {
+        let outcome = BuildStage::new()
+            .build(&project.build, &build_options, &reporter)
+            .await?;
+        if !args.skip_tests {
+            skiff_runner::test::run_tests(&project.test, &outcome.images, &env, &reporter).await?;
+        }
+        anyhow::Ok(outcome)
+    })?;
     let json = builds_json(&outcome.images);
     if let Some(path) = &args.file_output {
         crate::write_file(path, &format!("{json}\n"))?;

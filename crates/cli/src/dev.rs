@@ -83,6 +83,7 @@ fn prepare_loop(
         auto_build,
         auto_sync,
         auto_deploy,
+        skip_tests: args.skip_tests,
     };
     let console: Arc<dyn Reporter> = Arc::new(RepeatFilter::new(ConsoleReporter::new(false, true)));
     let event_log = args.event_log.as_ref().map(|path| prepared.cwd.join(path));

@@ -178,3 +178,66 @@ fn unknown_build_image_lists_the_artifacts() {
         "{stderr}"
     );
 }
+
+/// The `test` section runs on what was built, with `IMAGE` set, and hooks around the build;
+/// a failing test fails `skiff build` unless `--skip-tests`.
+#[test]
+fn build_runs_hooks_and_tests_of_the_built_image() {
+    if !engine_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = unique("tested");
+    project(dir.path(), &image);
+    let yaml = std::fs::read_to_string(dir.path().join("skaffold.yaml")).unwrap();
+    let yaml = yaml.replace(
+        &format!("  - image: {image}\n"),
+        &format!(
+            "  - image: {image}\n    hooks:\n      before:\n      - command: [sh, -c, 'echo building $SKAFFOLD_IMAGE_REPO']\n      after:\n      - command: [sh, -c, 'echo built $SKAFFOLD_IMAGE_TAG']\n"
+        ),
+    ) + &format!(
+        "test:\n- image: {image}\n  custom:\n  - command: docker run --rm $IMAGE | grep -q 'hello from skiff' && echo tested $IMAGE\n  - command: test ! -f broken || (echo the test saw broken >&2; exit 1)\n    timeoutSeconds: 60\n"
+    );
+    std::fs::write(dir.path().join("skaffold.yaml"), yaml).unwrap();
+    let docker_host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    let env = [("DOCKER_HOST", docker_host.as_str())];
+    // Progress goes to standard output, errors to standard error (as Skaffold).
+    let said = |out: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let out = skiff(dir.path(), &["build", "--push=false"], &env);
+    let stderr = said(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("[pre-build hook] building {image}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[post-build hook] built "), "{stderr}");
+    assert!(
+        stderr.contains(&format!("[test {image}] tested {image}")),
+        "{stderr}"
+    );
+
+    std::fs::write(dir.path().join("broken"), "").unwrap();
+    let out = skiff(dir.path(), &["build", "--push=false"], &env);
+    let stderr = said(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("test of {image} failed")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the test saw broken"), "{stderr}");
+    let out = skiff(dir.path(), &["build", "--push=false", "--skip-tests"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = Command::new("docker")
+        .args(["image", "rm", "-f", &format!("{image}:latest")])
+        .output();
+}

@@ -80,10 +80,10 @@ pub const NOT_ACTED_ON: &[(&str, Treatment)] = &[
         ),
     ),
     (
-        "test",
+        "test[].custom[].dependencies",
         Treatment::Warn(
-            "the `test` section is not run by skiff yet: images are deployed untested; run the \
-             tests yourself",
+            "a change to a test's dependencies does not re-run the test on its own in `dev` \
+             yet; tests run after every build",
         ),
     ),
     (

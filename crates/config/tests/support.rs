@@ -26,6 +26,8 @@ test:
 - image: app
   custom:
   - command: ./test.sh
+    dependencies:
+      paths: [src/**]
 verify:
 - name: smoke
   container:

@@ -117,6 +117,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         auto_build: true,
         auto_sync: true,
         auto_deploy: true,
+        skip_tests: false,
     };
 
     // The swap: every artifact is built by ShellBuilder.

@@ -37,6 +37,7 @@ pub mod render;
 pub mod schedule;
 pub mod settings;
 pub mod sync;
+pub mod test;
 
 /// Errors of the runner: a stage's error, or one of wiring them together.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,14 @@ pub enum RunnerError {
     /// A file sync failed.
     #[error(transparent)]
     Sync(#[from] skiff_sync::SyncError),
+    /// A test of a built image failed.
+    #[error("test of {image} failed: {message}")]
+    Test {
+        /// The image tested.
+        image: String,
+        /// What failed, with the end of its output.
+        message: String,
+    },
     /// A lifecycle hook failed.
     #[error("{field}: {source}")]
     Hook {

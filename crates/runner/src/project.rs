@@ -44,6 +44,7 @@ use crate::render::{RenderSettings, render_settings_unchecked};
 use crate::schedule::ArtifactGraph;
 use crate::settings::{BuildSettings, build_settings};
 use crate::sync::{SyncSettings, sync_settings_of};
+use crate::test::{TestSettings, test_settings};
 
 /// Where strict templates live, per stage that uses them: those fields fail only when their
 /// stage runs (as in Skaffold, which expands templates at use).
@@ -150,6 +151,8 @@ pub struct Project {
     pub build: BuildSettings,
     /// Every artifact's sync rules.
     pub sync: SyncSettings,
+    /// The tests of built images (`test`).
+    pub test: TestSettings,
     /// Where and how to deploy.
     pub deploy: DeploySettings,
     /// `deploy.kubeContext` of the first config that sets one.
@@ -181,6 +184,7 @@ impl Project {
             config_files: configs.iter().map(|c| c.file.clone()).collect(),
             build,
             sync,
+            test: test_settings(configs),
             deploy,
             kube_context: configs
                 .iter()

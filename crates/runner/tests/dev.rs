@@ -148,6 +148,7 @@ fn options(dir: &Path) -> DevOptions {
         auto_build: true,
         auto_sync: true,
         auto_deploy: true,
+        skip_tests: false,
     }
 }
 

@@ -211,6 +211,8 @@ pub struct DevOptions {
     pub auto_sync: bool,
     /// `--auto-deploy`: redeploy on a change without waiting for [`DevControl::execute`].
     pub auto_deploy: bool,
+    /// `--skip-tests`: built images are not tested before they are deployed.
+    pub skip_tests: bool,
 }
 
 impl DevOptions {
@@ -338,6 +340,8 @@ struct Done {
     status: Option<Duration>,
     /// The deploy was left for a trigger (`--auto-deploy=false`).
     deploy_waits: bool,
+    /// How long the tests of the built images took; `None`: none ran.
+    test: Option<Duration>,
 }
 
 fn millis(d: Duration) -> String {
@@ -1011,6 +1015,10 @@ impl DevLoop {
         if let Some(build) = done.build {
             phases.push(("build".to_owned(), build));
         }
+        if let Some(test) = done.test {
+            phases.push(("test".to_owned(), test));
+            parts.push(format!("tested ({})", secs(test)));
+        }
         if done.deploy_waits {
             parts.push("deploy waits for a trigger".to_owned());
         } else if result.is_ok() || done.apply > Duration::ZERO {
@@ -1094,6 +1102,16 @@ impl DevLoop {
             } else {
                 only
             };
+            if !self.options.skip_tests {
+                // A failing test keeps the last good images: what runs keeps serving.
+                done.test = crate::test::run_tests(
+                    &self.pipeline.project.test,
+                    &outcome.images,
+                    &self.options.render.build.env,
+                    reporter,
+                )
+                .await?;
+            }
             for image in outcome.images {
                 if state.images.contains(&image) {
                     done.same_image.push(image.image_name.clone());
