@@ -570,3 +570,84 @@ async fn plugged_in_deployer_and_syncer_see_every_deploy_sync_and_cleanup() {
         "cleaned up on exit"
     );
 }
+
+/// A failing test fails the iteration and deploys nothing: the last good image keeps
+/// running; once the test passes again the new image deploys. Deploy hooks run around each
+/// deploy, with the run's variables.
+#[tokio::test]
+async fn a_failing_test_keeps_the_old_version_and_deploy_hooks_run_around_deploys() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::create_dir_all(root.join("k8s")).unwrap();
+    std::fs::write(root.join("app/main.c"), "int main(){}\n").unwrap();
+    std::fs::write(root.join("k8s/pod.yaml"), POD).unwrap();
+    let log = root.join("hooks.log");
+    let config = format!(
+        "{CONFIG}test:\n- image: app\n  context: app\n  custom:\n  - command: test ! -f broken || (echo broken on purpose; exit 1)\n"
+    )
+    .replace(
+        "deploy:\n  docker:\n    images: []\n",
+        &format!(
+            "deploy:\n  docker:\n    images: []\n  kubectl:\n    hooks:\n      before:\n      - host:\n          command: [sh, -c, 'echo before $SKAFFOLD_RUN_ID >> {0}']\n      after:\n      - host:\n          command: [sh, -c, 'echo after >> {0}']\n",
+            log.display()
+        ),
+    );
+    std::fs::write(root.join("skaffold.yaml"), config).unwrap();
+    let mut options = options(&root);
+    let env = BTreeMap::from([("PATH".to_owned(), std::env::var("PATH").unwrap())]);
+    options.render.build.env = env.clone();
+    options.deploy.env = env;
+    let loaded = skiff_config::load(options.reload.as_ref().unwrap()).unwrap();
+    let builder = Arc::new(CountingBuilder::default());
+    let deployer = FakeDeployer::default();
+    let reporter = Arc::new(CollectingReporter::default());
+    let dev = DevLoop::new(&loaded.configs, options, reporter.clone())
+        .unwrap()
+        .with_build_stage(BuildStage::new().with_builder("app", builder.clone()))
+        .with_deployer(Box::new(deployer.clone()));
+    let (changes, rx) = mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(dev.dev(Box::new(ChannelWatcher(rx)), async move {
+        let _ = stopped.await;
+    }));
+    wait_iterations(&reporter, 1).await;
+    assert_eq!(
+        *deployer.deployed.lock().unwrap(),
+        [vec!["app:v1".to_owned()]]
+    );
+
+    std::fs::write(root.join("app/broken"), "").unwrap();
+    changes.send(changed(root.join("app/main.c"))).unwrap();
+    wait_iterations(&reporter, 2).await;
+    let (_, error) = finished(&reporter).last().cloned().unwrap();
+    let error = error.unwrap();
+    assert!(error.contains("test of app failed"), "{error}");
+    assert_eq!(
+        builder.builds.load(Ordering::SeqCst),
+        2,
+        "built, then tested"
+    );
+    assert_eq!(
+        deployer.deployed.lock().unwrap().len(),
+        1,
+        "nothing deployed"
+    );
+
+    std::fs::remove_file(root.join("app/broken")).unwrap();
+    changes.send(changed(root.join("app/main.c"))).unwrap();
+    wait_iterations(&reporter, 3).await;
+    assert_eq!(
+        deployer.deployed.lock().unwrap().last().unwrap(),
+        &["app:v3".to_owned()]
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    let hooks = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = hooks.lines().collect();
+    assert_eq!(lines.len(), 4, "{hooks}");
+    assert_eq!(
+        lines,
+        ["before test-run", "after", "before test-run", "after"]
+    );
+}
