@@ -26,11 +26,14 @@ pub struct Cli {
 pub enum Command {
     /// Build the artifacts: tag them, reuse cached images, build the rest, push when needed.
     Build(BuildArgs),
-    /// Print the effective configuration: profiles, requires, templates and defaults applied.
+    /// Apply already rendered manifests (from `skiff render`) to the cluster as they are, with
+    /// skiff's labels, then wait until they are ready.
+    Apply(ApplyArgs),
     /// Render the manifests and deploy them (Kubernetes or local Docker), then wait until ready.
     Deploy(DeployArgs),
     /// Delete what the configuration deploys: only objects and containers carrying skiff's labels.
     Delete,
+    /// Print the effective configuration: profiles, requires, templates and defaults applied.
     Diagnose(DiagnoseArgs),
     /// Upgrade the configuration to a newer apiVersion: print it, or write it with `--overwrite`.
     Fix(FixArgs),
@@ -49,6 +52,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Build(_) => "build",
+            Command::Apply(_) => "apply",
             Command::Deploy(_) => "deploy",
             Command::Delete => "delete",
             Command::Diagnose(_) => "diagnose",
@@ -420,6 +424,31 @@ pub struct DeployArgs {
     pub force: bool,
 
     /// Wait until the deployed resources are ready
+    #[arg(
+        long,
+        env = "SKAFFOLD_STATUS_CHECK",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        value_name = "BOOL"
+    )]
+    pub status_check: Option<bool>,
+}
+
+/// `skiff apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The rendered manifest files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Delete and re-create objects whose immutable fields changed
+    #[arg(long, env = "SKAFFOLD_FORCE")]
+    pub force: bool,
+
+    /// Wait until the applied resources are ready
     #[arg(
         long,
         env = "SKAFFOLD_STATUS_CHECK",

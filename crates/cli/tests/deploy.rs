@@ -216,3 +216,52 @@ fn unknown_kube_context_is_named() {
     let out = text(&out);
     assert!(out.contains("no-such-context"), "{out}");
 }
+
+/// `skiff apply` deploys a rendered file as it is (labelled with the run) and waits for it;
+/// `skiff delete` finds what it applied when the configuration renders the same objects.
+#[test]
+fn apply_deploys_a_rendered_file_as_it_is() {
+    if !parts_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!("skiff-apply-{}-{nanos}", std::process::id());
+    std::fs::create_dir_all(dir.path().join("k8s")).unwrap();
+    std::fs::write(
+        dir.path().join("skaffold.yaml"),
+        "apiVersion: skaffold/v4beta11\nkind: Config\nmanifests:\n  rawYaml: [k8s/*.yaml]\ndeploy:\n  kubectl: {}\n",
+    )
+    .unwrap();
+    let manifest = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  greeting: hello\n"
+    );
+    std::fs::write(dir.path().join("k8s/config.yaml"), &manifest).unwrap();
+    let rendered = skiff(dir.path(), &["render", "--offline", "-o", "rendered.yaml"]);
+    assert!(rendered.status.success(), "{}", text(&rendered));
+
+    let applied = skiff(dir.path(), &["apply", "rendered.yaml"]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    let got = kubectl(&[
+        "get",
+        "configmap",
+        &name,
+        "-o",
+        "jsonpath={.data.greeting} {.metadata.labels}",
+    ]);
+    let got = String::from_utf8_lossy(&got.stdout).into_owned();
+    assert!(got.starts_with("hello "), "{got}");
+    assert!(got.contains("skaffold.dev/run-id"), "{got}");
+
+    let deleted = skiff(dir.path(), &["delete"]);
+    assert!(deleted.status.success(), "{}", text(&deleted));
+    let gone = kubectl(&["get", "configmap", &name]);
+    assert!(!gone.status.success(), "deleted");
+
+    let missing = skiff(dir.path(), &["apply", "nope.yaml"]);
+    assert!(!missing.status.success());
+    assert!(text(&missing).contains("nope.yaml"), "{}", text(&missing));
+}

@@ -24,7 +24,7 @@ pub enum Treatment {
 /// The commands that build.
 const BUILDING: &[&str] = &["build", "run", "dev"];
 /// The commands that deploy.
-const DEPLOYING: &[&str] = &["deploy", "run", "dev"];
+const DEPLOYING: &[&str] = &["deploy", "apply", "run", "dev"];
 /// The commands that render (every deploying one does).
 const RENDERING: &[&str] = &["render", "deploy", "run", "dev"];
 
