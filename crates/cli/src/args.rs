@@ -43,6 +43,10 @@ pub enum Command {
     Run(RunArgs),
     /// Run, then rebuild and redeploy on every change until Ctrl-C, then clean up.
     Dev(DevArgs),
+    /// Run the `verify` tests: each container to completion on the local Docker engine.
+    Verify(VerifyArgs),
+    /// Run a custom action (`customActions`) by name.
+    Exec(ExecArgs),
     /// Print skiff's version.
     Version,
 }
@@ -60,6 +64,8 @@ impl Command {
             Command::Render(_) => "render",
             Command::Run(_) => "run",
             Command::Dev(_) => "dev",
+            Command::Verify(_) => "verify",
+            Command::Exec(_) => "exec",
             Command::Version => "version",
         }
     }
@@ -435,6 +441,23 @@ pub struct DeployArgs {
         value_name = "BOOL"
     )]
     pub status_check: Option<bool>,
+}
+
+/// `skiff verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub source: ImageSourceArgs,
+}
+
+/// `skiff exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The action's name (`customActions[].name`).
+    pub action: String,
+
+    #[command(flatten)]
+    pub source: ImageSourceArgs,
 }
 
 /// `skiff apply`.

@@ -7,7 +7,7 @@ use skiff_runner::deploy::DeployRunOptions;
 use skiff_runner::project::RunContext;
 use skiff_runner::render::{DigestSource, RenderSettings, RenderStage};
 
-use crate::args::{ApplyArgs, Cli, DeployArgs, ImageSourceArgs};
+use crate::args::{ApplyArgs, Cli, DeployArgs, ExecArgs, ImageSourceArgs, VerifyArgs};
 use crate::console::ConsoleReporter;
 use crate::render::{prepare, runtime};
 
@@ -95,6 +95,64 @@ pub fn apply(cli: &Cli, args: &ApplyArgs, env: BTreeMap<String, String>) -> anyh
             .await?;
         skiff_runner::deploy::deploy(&settings, &rendered.manifests, &[], &options, &console).await
     })?;
+    Ok(())
+}
+
+/// A run ID of its own for one `verify` or `exec`, so that stopping its containers touches
+/// nothing else.
+fn one_off_run_id(context: &RunContext, what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{what}-{nanos:x}", context.run_id)
+}
+
+/// `skiff verify`: every `verify` test's container to completion; fails naming those that
+/// did not pass.
+pub fn verify(cli: &Cli, args: &VerifyArgs, env: BTreeMap<String, String>) -> anyhow::Result<()> {
+    let prepared = prepare(cli, &args.source, true, env)?;
+    let tests = skiff_runner::verify::verify_tests(&prepared.configs);
+    if tests.is_empty() {
+        anyhow::bail!("the configuration has no `verify` tests");
+    }
+    let console = ConsoleReporter::new(false, true);
+    let run_id = one_off_run_id(&prepared.context, "verify");
+    runtime()?.block_on(skiff_runner::verify::verify(
+        &tests,
+        &prepared.options.prebuilt,
+        prepared.context.docker_host.as_deref(),
+        &run_id,
+        &console,
+    ))?;
+    Ok(())
+}
+
+/// `skiff exec ACTION`: the custom action's containers to completion.
+pub fn exec(cli: &Cli, args: &ExecArgs, env: BTreeMap<String, String>) -> anyhow::Result<()> {
+    let prepared = prepare(cli, &args.source, true, env)?;
+    let actions = skiff_runner::verify::custom_actions(&prepared.configs);
+    let Some(action) = actions.iter().find(|a| a.name == args.action) else {
+        let names: Vec<&str> = actions.iter().map(|a| a.name.as_str()).collect();
+        anyhow::bail!(
+            "no custom action `{}`; the configuration has: {}",
+            args.action,
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        );
+    };
+    let console = ConsoleReporter::new(false, true);
+    let run_id = one_off_run_id(&prepared.context, "exec");
+    runtime()?.block_on(skiff_runner::verify::exec(
+        action,
+        &prepared.options.prebuilt,
+        prepared.context.docker_host.as_deref(),
+        &run_id,
+        &console,
+    ))?;
     Ok(())
 }
 

@@ -169,6 +169,8 @@ pub(crate) struct Prepared {
     pub cwd: PathBuf,
     pub project: Project,
     pub context: RunContext,
+    /// The loaded configs (for the sections only some commands read: `verify`, actions).
+    pub configs: Vec<skiff_config::EffectiveConfig>,
     pub options: RenderRunOptions,
     pub reporter: StderrReporter,
 }
@@ -258,6 +260,7 @@ pub(crate) fn prepare(
         cwd,
         project,
         context,
+        configs: loaded.configs,
         options,
         reporter,
     })

@@ -265,3 +265,74 @@ fn apply_deploys_a_rendered_file_as_it_is() {
     assert!(!missing.status.success());
     assert!(text(&missing).contains("nope.yaml"), "{}", text(&missing));
 }
+
+/// `skiff verify` runs each test container to completion and names the failures; `skiff exec`
+/// runs an action's containers, stopping the rest at the first failure (`failFast`). Nothing
+/// is left on the engine. Uses the devenv's stand-in `alpine:3.19` (busybox).
+#[test]
+fn verify_and_exec_run_containers_to_completion() {
+    if !parts_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = |verify_cmd: &str| {
+        format!(
+            "apiVersion: skaffold/v4beta11\nkind: Config\nverify:\n\
+             - name: passes\n  container:\n    name: passes\n    image: alpine:3.19\n    command: [sh, -c]\n    args: ['echo checking $TARGET']\n    env:\n    - name: TARGET\n      value: web\n\
+             - name: second\n  timeout: 2\n  container:\n    name: second\n    image: alpine:3.19\n    command: [sh, -c, '{verify_cmd}']\n\
+             customActions:\n\
+             - name: seed\n  containers:\n  - name: fails\n    image: alpine:3.19\n    command: [sh, -c, 'echo seeding failed; exit 2']\n  - name: slow\n    image: alpine:3.19\n    command: [sleep, '30']\n"
+        )
+    };
+    std::fs::write(dir.path().join("skaffold.yaml"), config("echo fine")).unwrap();
+    let out = skiff(dir.path(), &["verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("[passes] checking web"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("passes: passed in"), "{}", text(&out));
+
+    std::fs::write(dir.path().join("skaffold.yaml"), config("sleep 30")).unwrap();
+    let out = skiff(dir.path(), &["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("second: timed out after 2 s"),
+        "{}",
+        text(&out)
+    );
+
+    let out = skiff(dir.path(), &["exec", "seed"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("[fails] seeding failed"), "{said}");
+    assert!(said.contains("fails: failed with exit code 2"), "{said}");
+    assert!(
+        said.contains("slow: stopped (another container failed first)"),
+        "{said}"
+    );
+
+    let out = skiff(dir.path(), &["exec", "nope"]);
+    assert!(
+        text(&out).contains("no custom action `nope`; the configuration has: seed"),
+        "{}",
+        text(&out)
+    );
+
+    let left = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            "name=skiff-verify-",
+            "--filter",
+            "name=skiff-action-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "containers left"
+    );
+}

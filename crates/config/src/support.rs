@@ -87,12 +87,20 @@ pub const NOT_ACTED_ON: &[(&str, Treatment)] = &[
         ),
     ),
     (
-        "verify",
-        Treatment::Warn("skiff has no `verify` command yet; the `verify` section is not run"),
+        "verify[].executionMode.kubernetesCluster",
+        Treatment::Refuse(
+            &["verify"],
+            "running verify tests as Kubernetes Jobs is not supported by skiff yet; remove \
+             `executionMode` to run them on the local Docker engine",
+        ),
     ),
     (
-        "customActions",
-        Treatment::Warn("skiff has no `exec` command yet; `customActions` are not run"),
+        "customActions[].executionMode.kubernetesCluster",
+        Treatment::Refuse(
+            &["exec"],
+            "running custom actions as Kubernetes Jobs is not supported by skiff yet; remove \
+             `executionMode` to run them on the local Docker engine",
+        ),
     ),
     (
         "deploy.kubectl.hooks.before[].container",

@@ -33,11 +33,15 @@ verify:
   container:
     name: smoke
     image: alpine
+  executionMode:
+    kubernetesCluster: {}
 customActions:
 - name: seed
   containers:
   - name: seed
     image: alpine
+  executionMode:
+    kubernetesCluster: {}
 deploy:
   kpt:
     dir: .
@@ -140,6 +144,12 @@ fn acting_commands_refuse_what_they_cannot_do_right() {
             }
             "deploy.helm.releases[].packaged" => {
                 "deploy:\n  helm:\n    releases:\n    - name: a\n      chartPath: c\n      packaged:\n        version: 1.0.0\n"
+            }
+            "verify[].executionMode.kubernetesCluster" => {
+                "verify:\n- name: t\n  container:\n    name: t\n    image: alpine\n  executionMode:\n    kubernetesCluster: {}\n"
+            }
+            "customActions[].executionMode.kubernetesCluster" => {
+                "customActions:\n- name: a\n  containers:\n  - name: t\n    image: alpine\n  executionMode:\n    kubernetesCluster: {}\n"
             }
             other => panic!("no case for the refused field {other}"),
         };

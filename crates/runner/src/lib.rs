@@ -38,6 +38,7 @@ pub mod schedule;
 pub mod settings;
 pub mod sync;
 pub mod test;
+pub mod verify;
 
 /// Errors of the runner: a stage's error, or one of wiring them together.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +93,14 @@ pub enum RunnerError {
         image: String,
         /// What failed, with the end of its output.
         message: String,
+    },
+    /// `verify` tests or a custom action's containers did not pass.
+    #[error("{what} failed:\n{}", failed.join("\n"))]
+    Verify {
+        /// `verify`, `action NAME`.
+        what: String,
+        /// One line per container that did not pass.
+        failed: Vec<String>,
     },
     /// A lifecycle hook failed.
     #[error("{field}: {source}")]

@@ -60,9 +60,11 @@ use crate::{
 };
 
 mod cleanup;
+pub use oneshot::{OneShot, OneShotOutcome, run_to_completion};
 mod engine;
 mod logs;
 mod names;
+mod oneshot;
 mod ports;
 
 pub use cleanup::{delete_labelled, delete_labelled_images};
