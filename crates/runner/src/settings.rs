@@ -2,7 +2,7 @@
 //! on the stages' behalf.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use skiff_build::ArtifactSpec;
 use skiff_build::artifact::{
@@ -185,7 +185,11 @@ fn artifact_spec(
     daemon_build: bool,
 ) -> Result<ArtifactSpec, RunnerError> {
     let image = &artifact.image;
-    let context = base_dir.join(artifact.context.as_deref().unwrap_or("."));
+    // Lexically clean (`/src/app/.` is `/src/app`), as hooks and messages show it.
+    let context: PathBuf = base_dir
+        .join(artifact.context.as_deref().unwrap_or("."))
+        .components()
+        .collect();
     let builder = if let Some(docker) = &artifact.docker {
         let mut build_args = BTreeMap::new();
         for (key, value) in docker.build_args.iter().flat_map(|a| a.0.iter()) {
