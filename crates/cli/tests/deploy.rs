@@ -336,3 +336,41 @@ fn verify_and_exec_run_containers_to_completion() {
         "containers left"
     );
 }
+
+/// Deploy hooks on the real cluster: a host hook before, a container hook after, run in the
+/// deployed pod (through exec) once.
+#[test]
+fn deploy_hooks_run_on_the_host_and_in_the_deployed_pod() {
+    if !parts_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!("skiff-hook-{}-{nanos}", std::process::id());
+    std::fs::create_dir_all(dir.path().join("k8s")).unwrap();
+    std::fs::write(
+        dir.path().join("skaffold.yaml"),
+        "apiVersion: skaffold/v4beta11\nkind: Config\nmanifests:\n  rawYaml: [k8s/*.yaml]\ndeploy:\n  kubectl:\n    hooks:\n      before:\n      - host:\n          command: [sh, -c, 'echo deploying run $SKAFFOLD_RUN_ID']\n      after:\n      - container:\n          command: [sh, -c, 'echo inside $(hostname)']\n          podName: skiff-hook-*\n          containerName: main\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("k8s/pod.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: main\n    image: alpine:3.19\n    imagePullPolicy: Never\n    command: [sleep, '300']\n"
+        ),
+    )
+    .unwrap();
+    let out = skiff(dir.path(), &["deploy"]);
+    let said = text(&out);
+    let deleted = skiff(dir.path(), &["delete"]);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("[pre-deploy hook] deploying run "), "{said}");
+    assert!(
+        said.contains(&format!("[post-deploy hook {name}/main] inside {name}")),
+        "{said}"
+    );
+    assert!(deleted.status.success(), "{}", text(&deleted));
+}

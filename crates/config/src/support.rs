@@ -103,34 +103,6 @@ pub const NOT_ACTED_ON: &[(&str, Treatment)] = &[
         ),
     ),
     (
-        "deploy.kubectl.hooks.before[].container",
-        Treatment::Warn(
-            "container deploy hooks are not run by skiff yet (host hooks are); use a host \
-             hook with `kubectl exec`",
-        ),
-    ),
-    (
-        "deploy.kubectl.hooks.after[].container",
-        Treatment::Warn(
-            "container deploy hooks are not run by skiff yet (host hooks are); use a host \
-             hook with `kubectl exec`",
-        ),
-    ),
-    (
-        "deploy.helm.hooks.before[].container",
-        Treatment::Warn(
-            "container deploy hooks are not run by skiff yet (host hooks are); use a host \
-             hook with `kubectl exec`",
-        ),
-    ),
-    (
-        "deploy.helm.hooks.after[].container",
-        Treatment::Warn(
-            "container deploy hooks are not run by skiff yet (host hooks are); use a host \
-             hook with `kubectl exec`",
-        ),
-    ),
-    (
         "deploy.helm.releases[].wait",
         Treatment::Warn(
             "skiff renders releases with `helm template` and applies them itself, then waits \

@@ -288,3 +288,107 @@ mod tests {
         }
     }
 }
+
+/// What a command run in a container printed, and how the API says it ended.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    /// Standard output, then standard error.
+    pub output: String,
+    /// The final status; `None`: the API sent none (taken as success).
+    pub status: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>,
+}
+
+impl ExecOutput {
+    /// The command's exit code: 0 on `Success`, else the `ExitCode` cause; `None` when the
+    /// status names no code (the command could not run: see [`ExecOutput::message`]).
+    pub fn exit_code(&self) -> Option<i32> {
+        let Some(status) = &self.status else {
+            return Some(0);
+        };
+        if status.status.as_deref() == Some("Success") {
+            return Some(0);
+        }
+        status
+            .details
+            .as_ref()
+            .and_then(|d| d.causes.as_ref())
+            .and_then(|causes| {
+                causes
+                    .iter()
+                    .find(|c| c.reason.as_deref() == Some("ExitCode"))
+            })
+            .and_then(|c| c.message.as_deref()?.parse().ok())
+    }
+
+    /// The status message (why a command failed or could not run); empty when none.
+    pub fn message(&self) -> &str {
+        self.status
+            .as_ref()
+            .and_then(|s| s.message.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// Runs `command` in `container` of `pod` (in `namespace`) through the API's exec, with
+/// `stdin` on its standard input when given (the stream is kept open until the command ends:
+/// Kubernetes before 1.29 cannot signal its end), and collects what it prints.
+pub async fn exec(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    command: &[String],
+    stdin: Option<&[u8]>,
+) -> Result<ExecOutput, ExecError> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, AttachParams};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = AttachParams::default()
+        .container(container.to_owned())
+        .stdin(stdin.is_some())
+        .stdout(true)
+        .stderr(true);
+    let mut process = api
+        .exec(pod, command.to_vec(), &params)
+        .await
+        .map_err(ExecError::Api)?;
+    let mut writer = process.stdin();
+    if let (Some(writer), Some(data)) = (writer.as_mut(), stdin) {
+        writer.write_all(data).await.map_err(ExecError::Stdin)?;
+        let _ = writer.flush().await;
+    }
+    let mut stdout = process.stdout();
+    let mut stderr = process.stderr();
+    let status = process.take_status();
+    let read = |stream: Option<tokio::io::ReadHalf<tokio::io::SimplexStream>>| async move {
+        let mut text = Vec::new();
+        if let Some(mut stream) = stream {
+            let _ = stream.read_to_end(&mut text).await;
+        }
+        text
+    };
+    let (out, err, status) = tokio::join!(read(stdout.take()), read(stderr.take()), async {
+        match status {
+            Some(status) => status.await,
+            None => None,
+        }
+    });
+    drop(writer);
+    let mut output = String::from_utf8_lossy(&out).into_owned();
+    output.push_str(&String::from_utf8_lossy(&err));
+    Ok(ExecOutput { output, status })
+}
+
+/// Why an exec could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecError {
+    /// The API refused or could not be reached.
+    #[error("{}", chain(.0))]
+    Api(#[source] kube::Error),
+    /// The input could not be sent.
+    #[error("sending input failed: {0}")]
+    Stdin(#[source] std::io::Error),
+}

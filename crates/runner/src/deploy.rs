@@ -39,18 +39,35 @@ pub struct DeploySettings {
     pub tolerate_failures: bool,
     /// `deploy.kubectl.flags.global` and `.apply`, reported when skiff cannot honour them.
     pub kubectl_flags: Vec<String>,
-    /// `deploy.kubectl.hooks` and `deploy.helm.hooks`: host commands run before the deploy
-    /// and after its status check (container hooks are warned about when loading).
+    /// `deploy.kubectl.hooks` and `deploy.helm.hooks`: run before the deploy and after its
+    /// status check.
     pub hooks: DeployHooks,
 }
 
-/// Host commands run before and after a deploy, their `dir` resolved against their config's.
+/// Hooks run before and after a deploy, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeployHooks {
     /// `before`.
-    pub before: Vec<skiff_hooks::HostHook>,
+    pub before: Vec<DeployHook>,
     /// `after`.
-    pub after: Vec<skiff_hooks::HostHook>,
+    pub after: Vec<DeployHook>,
+}
+
+/// One deploy hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployHook {
+    /// A command on this machine (`dir` resolved against its config's).
+    Host(skiff_hooks::HostHook),
+    /// A command in the run's running containers whose pod and container names match (globs,
+    /// as Skaffold's `podName`/`containerName`); each container runs it once per phase.
+    Container {
+        /// The command.
+        command: Vec<String>,
+        /// `podName`.
+        pod_name: String,
+        /// `containerName`; `None`: every container of a matching pod.
+        container_name: Option<String>,
+    },
 }
 
 /// The deploy settings of `configs`, publishing `docker_ports` on the Docker deployer.
@@ -79,16 +96,26 @@ pub(crate) fn deploy_settings(
             deploy.helm.as_ref().and_then(|h| h.hooks.as_ref()),
         ];
         for hooks in hooks.into_iter().flatten() {
-            let host = |items: Option<&Vec<schema::DeployHookItem>>| -> Vec<skiff_hooks::HostHook> {
+            let convert = |items: Option<&Vec<schema::DeployHookItem>>| -> Vec<DeployHook> {
                 items
                     .into_iter()
                     .flatten()
-                    .filter_map(|item| item.host.as_ref())
-                    .map(|hook| crate::settings::host_hook(config.base_dir(), hook))
+                    .filter_map(|item| match (&item.host, &item.container) {
+                        (Some(host), _) => Some(DeployHook::Host(crate::settings::host_hook(
+                            config.base_dir(),
+                            host,
+                        ))),
+                        (None, Some(container)) => Some(DeployHook::Container {
+                            command: container.command.clone(),
+                            pod_name: container.pod_name.clone(),
+                            container_name: container.container_name.clone(),
+                        }),
+                        (None, None) => None,
+                    })
                     .collect()
             };
-            settings.hooks.before.extend(host(hooks.before.as_ref()));
-            settings.hooks.after.extend(host(hooks.after.as_ref()));
+            settings.hooks.before.extend(convert(hooks.before.as_ref()));
+            settings.hooks.after.extend(convert(hooks.after.as_ref()));
         }
         if let Some(kubectl) = &deploy.kubectl {
             if let Some(flags) = &kubectl.flags {
@@ -265,6 +292,8 @@ pub struct DeploySession {
     )>,
     /// A deployer plugged in instead of skiff's own (an embedder's, or a test's fake).
     plugged: Option<Arc<dyn Deployer>>,
+    /// The containers each phase's container hooks ran in (`phase:namespace/pod:container`).
+    visited: std::sync::Mutex<BTreeSet<String>>,
 }
 
 /// What one [`DeploySession::deploy`] did.
@@ -337,6 +366,7 @@ impl DeploySession {
             docker,
             kubernetes,
             plugged: None,
+            visited: std::sync::Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -354,6 +384,7 @@ impl DeploySession {
             docker: None,
             kubernetes: None,
             plugged: Some(deployer),
+            visited: std::sync::Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -481,16 +512,156 @@ impl DeploySession {
             connection.map(|c| c.context.as_str()).unwrap_or_default(),
             &namespaces,
         ));
-        skiff_hooks::run_all(
-            hooks,
-            &skiff_hooks::HookRun::new(phase, "deploy", &env),
-            reporter,
-        )
-        .await
-        .map_err(|source| RunnerError::Hook {
-            field: format!("deploy.hooks.{when}"),
-            source,
-        })
+        let run = skiff_hooks::HookRun::new(phase, "deploy", &env);
+        let say = |text: String| {
+            reporter.report(skiff_types::event::Event::Message {
+                source: "deploy",
+                level: skiff_types::event::Level::Info,
+                text,
+            });
+        };
+        say(format!("Starting {phase} hooks..."));
+        // Container hooks look in every namespace deployed to, the manifests' included.
+        let mut pod_namespaces = namespaces.clone();
+        for namespace in manifests
+            .manifests
+            .iter()
+            .filter_map(|m| m.namespace.clone())
+        {
+            if !pod_namespaces.contains(&namespace) {
+                pod_namespaces.push(namespace);
+            }
+        }
+        for hook in hooks {
+            match hook {
+                DeployHook::Host(host) => {
+                    skiff_hooks::run_host(host, &run, reporter)
+                        .await
+                        .map_err(|source| RunnerError::Hook {
+                            field: format!("deploy.hooks.{when}"),
+                            source,
+                        })?;
+                }
+                DeployHook::Container {
+                    command,
+                    pod_name,
+                    container_name,
+                } => {
+                    let Some(connection) = connection else {
+                        reporter.report(skiff_types::event::Event::Message {
+                            source: "deploy",
+                            level: skiff_types::event::Level::Warning,
+                            text: format!(
+                                "{phase} container hook `{}`: no cluster to run it in",
+                                command.join(" ")
+                            ),
+                        });
+                        continue;
+                    };
+                    self.run_container_hook(
+                        connection,
+                        &pod_namespaces,
+                        phase,
+                        (command, pod_name, container_name.as_deref()),
+                        reporter,
+                    )
+                    .await?;
+                }
+            }
+        }
+        say(format!("Completed {phase} hooks"));
+        Ok(())
+    }
+
+    /// Runs `command` in every running container of the run whose pod name matches `pod_name`
+    /// (and container name `container_name`), once per container and phase, as Skaffold does:
+    /// a pre-deploy hook reaches the containers of the previous deploy, a post-deploy hook
+    /// the new ones.
+    async fn run_container_hook(
+        &self,
+        connection: &skiff_deploy::kubernetes::client::Connection,
+        namespaces: &[String],
+        phase: &str,
+        (command, pod_name, container_name): (&[String], &str, Option<&str>),
+        reporter: &dyn Reporter,
+    ) -> Result<(), RunnerError> {
+        use k8s_openapi::api::core::v1::Pod;
+        use kube::api::{Api, ListParams};
+
+        let failed = |message: String| RunnerError::Settings {
+            message: format!("{phase} container hook `{}`: {message}", command.join(" ")),
+        };
+        let glob = |pattern: &str| {
+            globset::Glob::new(pattern)
+                .map(|g| g.compile_matcher())
+                .map_err(|e| failed(format!("`{pattern}` is not a valid pattern: {e}")))
+        };
+        let pods_matcher = glob(pod_name)?;
+        let containers_matcher = container_name.map(glob).transpose()?;
+        let selector = format!("{}={}", skiff_deploy::RUN_ID_LABEL, self.options.run_id);
+        for namespace in namespaces {
+            let api: Api<Pod> = Api::namespaced(connection.client.clone(), namespace);
+            let pods = api
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| failed(format!("cannot list pods in {namespace}: {e}")))?;
+            for pod in pods.items {
+                let Some(name) = pod.metadata.name.clone() else {
+                    continue;
+                };
+                let running =
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                if !running
+                    || pod.metadata.deletion_timestamp.is_some()
+                    || !pods_matcher.is_match(&name)
+                {
+                    continue;
+                }
+                let containers = pod.spec.iter().flat_map(|s| s.containers.iter());
+                for container in containers {
+                    if containers_matcher
+                        .as_ref()
+                        .is_some_and(|m| !m.is_match(&container.name))
+                    {
+                        continue;
+                    }
+                    let key = format!("{phase}:{namespace}/{name}:{}", container.name);
+                    let first = self
+                        .visited
+                        .lock()
+                        .map(|mut visited| visited.insert(key))
+                        .unwrap_or(true);
+                    if !first {
+                        continue;
+                    }
+                    let ran = skiff_connect::kubernetes::exec(
+                        &connection.client,
+                        namespace,
+                        &name,
+                        &container.name,
+                        command,
+                        None,
+                    )
+                    .await
+                    .map_err(|e| failed(format!("in {name}/{}: {e}", container.name)))?;
+                    for line in ran.output.lines() {
+                        reporter.report(skiff_types::event::Event::Message {
+                            source: "deploy",
+                            level: skiff_types::event::Level::Info,
+                            text: format!("[{phase} hook {name}/{}] {line}", container.name),
+                        });
+                    }
+                    if ran.exit_code() != Some(0) {
+                        return Err(failed(format!(
+                            "in {name}/{} failed: {}",
+                            container.name,
+                            ran.message()
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Removes what this session deployed: the run's containers and network, and the objects
@@ -571,8 +742,8 @@ mod tests {
         };
         let mut settings = deploy_settings(&[], Vec::new());
         settings.hooks = DeployHooks {
-            before: vec![record("before")],
-            after: vec![record("after")],
+            before: vec![DeployHook::Host(record("before"))],
+            after: vec![DeployHook::Host(record("after"))],
         };
         let options = DeployRunOptions {
             run_id: "run-1".into(),
@@ -599,7 +770,9 @@ mod tests {
         );
         assert_eq!(*deployer.deploys.lock().unwrap(), 1);
 
-        settings.hooks.before = vec![sh("echo cluster not ready >&2; exit 1".into())];
+        settings.hooks.before = vec![DeployHook::Host(sh(
+            "echo cluster not ready >&2; exit 1".into()
+        ))];
         let session = DeploySession::with_deployer(settings, options, deployer.clone());
         let error = session
             .deploy(&manifests, &[], &reporter)

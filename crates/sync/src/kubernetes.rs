@@ -20,9 +20,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, AttachParams, ListParams};
+use kube::api::{Api, ListParams};
 use skiff_types::event::Reporter;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::archive::Archive;
 use crate::docker::{DockerContainer, DockerSyncer};
@@ -147,65 +146,34 @@ impl KubernetesSyncer {
         stdin: Option<&[u8]>,
     ) -> Result<Ran, SyncError> {
         let name = Self::name(container);
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &container.namespace);
-        let params = AttachParams::default()
-            .container(container.container.clone())
-            .stdin(stdin.is_some())
-            .stdout(true)
-            .stderr(true);
         let run = async {
-            let mut process = match api.exec(&container.pod, command.to_vec(), &params).await {
-                Ok(process) => process,
-                Err(error) => return Err(api_error(&name, "exec", error)),
-            };
-            let mut writer = process.stdin();
-            if let (Some(writer), Some(data)) = (writer.as_mut(), stdin) {
-                // The writer is kept until the command ends: dropping it closes the connection.
-                writer
-                    .write_all(data)
-                    .await
-                    .map_err(|e| SyncError::Kubernetes {
-                        operation: format!("send files to {name}"),
-                        message: e.to_string(),
-                    })?;
-                let _ = writer.flush().await;
-            }
-            let mut stdout = process.stdout();
-            let mut stderr = process.stderr();
-            let status = process.take_status();
-            let read = |stream: Option<tokio::io::ReadHalf<tokio::io::SimplexStream>>| async move {
-                let mut text = Vec::new();
-                if let Some(mut stream) = stream {
-                    let _ = stream.read_to_end(&mut text).await;
+            let ran = match skiff_connect::kubernetes::exec(
+                &self.client,
+                &container.namespace,
+                &container.pod,
+                &container.container,
+                command,
+                stdin,
+            )
+            .await
+            {
+                Ok(ran) => ran,
+                Err(skiff_connect::kubernetes::ExecError::Api(error)) => {
+                    return Err(api_error(&name, "exec", error));
                 }
-                text
+                Err(error) => {
+                    return Err(SyncError::Kubernetes {
+                        operation: format!("send files to {name}"),
+                        message: error.to_string(),
+                    });
+                }
             };
-            let (out, err, status) =
-                tokio::join!(read(stdout.take()), read(stderr.take()), async {
-                    match status {
-                        Some(status) => status.await,
-                        None => None,
-                    }
-                });
-            drop(writer);
-            let mut output = String::from_utf8_lossy(&out).into_owned();
-            output.push_str(&String::from_utf8_lossy(&err));
-            let code = match &status {
-                None => 0,
-                Some(status) if status.status.as_deref() == Some("Success") => 0,
-                Some(status) => {
-                    let message = status.message.clone().unwrap_or_default();
+            let mut output = ran.output.clone();
+            let code = match ran.exit_code() {
+                Some(0) => 0,
+                code => {
+                    let message = ran.message().to_owned();
                     output.push_str(&message);
-                    let code = status
-                        .details
-                        .as_ref()
-                        .and_then(|d| d.causes.as_ref())
-                        .and_then(|causes| {
-                            causes
-                                .iter()
-                                .find(|c| c.reason.as_deref() == Some("ExitCode"))
-                        })
-                        .and_then(|c| c.message.as_deref()?.parse().ok());
                     match code {
                         Some(code) => code,
                         None if missing_command(&message) => 127,
