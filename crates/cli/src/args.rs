@@ -419,17 +419,14 @@ pub struct ImageSourceArgs {
     pub loud: bool,
 }
 
-/// `skiff deploy`.
+/// How objects are applied and waited for: `deploy`, `apply`, `run`, `dev`.
 #[derive(Debug, Args)]
-pub struct DeployArgs {
-    #[command(flatten)]
-    pub source: ImageSourceArgs,
-
+pub struct RolloutArgs {
     /// Delete and re-create objects whose immutable fields changed
     #[arg(long, env = "SKAFFOLD_FORCE")]
     pub force: bool,
 
-    /// Wait until the deployed resources are ready
+    /// Wait until the deployed resources are ready (default: `deploy.statusCheck`, else on)
     #[arg(
         long,
         env = "SKAFFOLD_STATUS_CHECK",
@@ -441,6 +438,16 @@ pub struct DeployArgs {
         value_name = "BOOL"
     )]
     pub status_check: Option<bool>,
+}
+
+/// `skiff deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub source: ImageSourceArgs,
+
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
 }
 
 /// `skiff verify`.
@@ -467,22 +474,8 @@ pub struct ApplyArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
-    /// Delete and re-create objects whose immutable fields changed
-    #[arg(long, env = "SKAFFOLD_FORCE")]
-    pub force: bool,
-
-    /// Wait until the applied resources are ready
-    #[arg(
-        long,
-        env = "SKAFFOLD_STATUS_CHECK",
-        action = ArgAction::Set,
-        value_parser = BoolishValueParser::new(),
-        num_args = 0..=1,
-        default_missing_value = "true",
-        require_equals = true,
-        value_name = "BOOL"
-    )]
-    pub status_check: Option<bool>,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
 }
 
 /// One `--port-forward` mode.
@@ -586,22 +579,8 @@ pub struct LoopArgs {
     #[arg(long, env = "SKAFFOLD_RPC_PORT", value_name = "PORT")]
     pub rpc_port: Option<u16>,
 
-    /// Re-create objects whose immutable fields changed.
-    #[arg(long, env = "SKAFFOLD_FORCE")]
-    pub force: bool,
-
-    /// Wait until the deployed resources are ready (default: `deploy.statusCheck`, else on).
-    #[arg(
-        long,
-        env = "SKAFFOLD_STATUS_CHECK",
-        action = ArgAction::Set,
-        value_parser = BoolishValueParser::new(),
-        num_args = 0..=1,
-        default_missing_value = "true",
-        require_equals = true,
-        value_name = "BOOL"
-    )]
-    pub status_check: Option<bool>,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
 }
 
 #[derive(Debug, Args)]
@@ -904,8 +883,8 @@ mod tests {
         let Command::Deploy(args) = cli.command else {
             panic!("expected deploy");
         };
-        assert!(args.force);
-        assert_eq!(args.status_check, Some(false));
+        assert!(args.rollout.force);
+        assert_eq!(args.rollout.status_check, Some(false));
         assert_eq!(args.source.build_artifacts, Some(PathBuf::from("b.json")));
         assert_eq!(args.source.run_id.as_deref(), Some("r"));
         assert!(matches!(parse(&["delete"]).command, Command::Delete));

@@ -35,8 +35,8 @@ pub fn run(cli: &Cli, args: &DeployArgs, env: BTreeMap<String, String>) -> anyho
     let prepared = prepare(cli, &args.source, false, env)?;
     let settings = &prepared.project.deploy;
     let mut options = run_options(&prepared.context, true);
-    options.force = args.force;
-    options.status_check = args.status_check;
+    options.force = args.rollout.force;
+    options.status_check = args.rollout.status_check;
     let console = ConsoleReporter::new(false, true);
     runtime()?.block_on(async {
         let rendered = RenderStage::new()
@@ -68,8 +68,8 @@ pub fn apply(cli: &Cli, args: &ApplyArgs, env: BTreeMap<String, String>) -> anyh
     settings.kubernetes = true;
     settings.docker_images.clear();
     let mut options = run_options(&prepared.context, true);
-    options.force = args.force;
-    options.status_check = args.status_check;
+    options.force = args.rollout.force;
+    options.status_check = args.rollout.status_check;
     let files = RenderSettings {
         sources: vec![Source::RawYaml(RawYamlSource {
             base_dir: prepared.cwd.clone(),

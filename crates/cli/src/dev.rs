@@ -61,8 +61,8 @@ fn prepare_loop(
         .warm_builds
         .unwrap_or(prepared.project.build.warm_builds);
     let mut deploy = crate::deploy::run_options(&prepared.context, true);
-    deploy.force = args.force;
-    deploy.status_check = args.status_check;
+    deploy.force = args.rollout.force;
+    deploy.status_check = args.rollout.status_check;
     let port_forward = port_forward_modes(
         &args
             .port_forward
