@@ -34,6 +34,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use skiff_types::event::{Event, Level, Reporter};
+use skiff_types::image::ImageRef;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 
 /// How many lines of a failed hook's output its error carries.
@@ -329,25 +330,32 @@ pub fn static_variables(
 }
 
 /// A build hook's variables: `SKAFFOLD_IMAGE` (the reference being built), `SKAFFOLD_PUSH_IMAGE`,
-/// `SKAFFOLD_IMAGE_REPO`, `SKAFFOLD_IMAGE_TAG` and `SKAFFOLD_BUILD_CONTEXT`.
+/// `SKAFFOLD_IMAGE_REPO`, `SKAFFOLD_IMAGE_TAG` (empty without a tag) and
+/// `SKAFFOLD_BUILD_CONTEXT`.
 ///
 /// ```
-/// let vars = skiff_hooks::build_variables("localhost:5000/app:v1", false, "/src/app".as_ref());
+/// let image = "localhost:5000/app:v1".parse().unwrap();
+/// let vars = skiff_hooks::build_variables(&image, false, "/src/app".as_ref());
 /// assert!(vars.contains(&("SKAFFOLD_IMAGE_REPO".into(), "localhost:5000/app".into())));
 /// assert!(vars.contains(&("SKAFFOLD_IMAGE_TAG".into(), "v1".into())));
 /// assert!(vars.contains(&("SKAFFOLD_PUSH_IMAGE".into(), "false".into())));
 /// ```
 pub fn build_variables(
-    image: &str,
+    image: &ImageRef,
     push: bool,
     context: &std::path::Path,
 ) -> Vec<(String, String)> {
-    let (repo, tag) = split_reference(image);
     vec![
-        ("SKAFFOLD_IMAGE".to_owned(), image.to_owned()),
+        ("SKAFFOLD_IMAGE".to_owned(), image.to_string()),
         ("SKAFFOLD_PUSH_IMAGE".to_owned(), push.to_string()),
-        ("SKAFFOLD_IMAGE_REPO".to_owned(), repo.to_owned()),
-        ("SKAFFOLD_IMAGE_TAG".to_owned(), tag.to_owned()),
+        (
+            "SKAFFOLD_IMAGE_REPO".to_owned(),
+            image.repository().to_owned(),
+        ),
+        (
+            "SKAFFOLD_IMAGE_TAG".to_owned(),
+            image.tag().unwrap_or_default().to_owned(),
+        ),
         (
             "SKAFFOLD_BUILD_CONTEXT".to_owned(),
             context.to_string_lossy().into_owned(),
@@ -367,17 +375,6 @@ pub fn deploy_variables(
         ("SKAFFOLD_KUBE_CONTEXT".to_owned(), kube_context.to_owned()),
         ("SKAFFOLD_NAMESPACES".to_owned(), namespaces.join(",")),
     ]
-}
-
-/// `repo` and `tag` of `name[:tag][@digest]`: the tag is what follows the last `:` after the
-/// last `/` (a registry's port is not a tag).
-fn split_reference(image: &str) -> (&str, &str) {
-    let name = image.split('@').next().unwrap_or(image);
-    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
-    match name[last_slash..].rfind(':') {
-        Some(colon) => (&name[..last_slash + colon], &name[last_slash + colon + 1..]),
-        None => (name, ""),
-    }
 }
 
 #[cfg(test)]
@@ -524,18 +521,5 @@ mod tests {
             .unwrap(),
             HookOutcome::Ran { .. }
         ));
-    }
-
-    #[test]
-    fn references_split_into_repo_and_tag() {
-        assert_eq!(split_reference("app:v1"), ("app", "v1"));
-        assert_eq!(
-            split_reference("localhost:5000/team/app:v1@sha256:00"),
-            ("localhost:5000/team/app", "v1")
-        );
-        assert_eq!(
-            split_reference("localhost:5000/app"),
-            ("localhost:5000/app", "")
-        );
     }
 }

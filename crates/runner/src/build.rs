@@ -426,12 +426,7 @@ impl BuildStage {
             0 => artifacts.len().max(1),
             n => n,
         };
-        let mut phase_env = options.env.clone();
-        phase_env.extend(skiff_hooks::static_variables(
-            options.default_repo.as_deref(),
-            None,
-            options.work_dir.as_deref(),
-        ));
+        let phase_env = phase_hook_env(options);
         let phase_hooks = |when: &'static str| {
             let (hooks, phase) = match when {
                 "before" => (&settings.hooks.before, "pre-build"),
@@ -574,20 +569,26 @@ pub(crate) async fn tag_reference(
     )?)
 }
 
-/// What a build hook of `artifact` sees: the run's environment, Skaffold's static variables
-/// and the build's (`SKAFFOLD_IMAGE` = `reference`, …).
-fn hook_env(
-    options: &BuildOptions,
-    reference: &str,
-    push: bool,
-    artifact: &ArtifactSpec,
-) -> BTreeMap<String, String> {
+/// What every build hook sees: the run's environment and Skaffold's static variables.
+fn phase_hook_env(options: &BuildOptions) -> BTreeMap<String, String> {
     let mut env = options.env.clone();
     env.extend(skiff_hooks::static_variables(
         options.default_repo.as_deref(),
         None,
         options.work_dir.as_deref(),
     ));
+    env
+}
+
+/// What a build hook of `artifact` sees: [`phase_hook_env`] and the build's variables
+/// (`SKAFFOLD_IMAGE` = `reference`, …).
+fn hook_env(
+    options: &BuildOptions,
+    reference: &ImageRef,
+    push: bool,
+    artifact: &ArtifactSpec,
+) -> BTreeMap<String, String> {
+    let mut env = phase_hook_env(options);
     env.extend(skiff_hooks::build_variables(
         reference,
         push,
@@ -733,7 +734,7 @@ impl Shared<'_> {
         }
 
         // As in Skaffold, a cache hit runs no hooks: nothing is built.
-        let env = hook_env(self.options, &reference.to_string(), self.push, artifact);
+        let env = hook_env(self.options, &reference, self.push, artifact);
         let field = |when: &str| format!("build.artifacts[{image}].hooks.{when}");
         skiff_hooks::run_all(
             &hooks.before,
