@@ -483,24 +483,30 @@ impl DeploySession {
             return Ok(());
         }
         let connection = self.kubernetes.as_ref().map(|(_, connection)| connection);
-        let mut namespaces: Vec<String> = self
+        let deploy_namespace: Vec<String> = self
             .options
             .namespace
             .clone()
             .or_else(|| connection.map(|c| c.default_namespace.clone()))
             .into_iter()
             .collect();
-        if when == "after" {
-            for namespace in manifests
-                .manifests
-                .iter()
-                .filter_map(|m| m.namespace.clone())
-            {
-                if !namespaces.contains(&namespace) {
-                    namespaces.push(namespace);
-                }
+        // Every namespace deployed to, the manifests' included: where container hooks look,
+        // and what post-deploy hooks are told.
+        let mut all_namespaces = deploy_namespace.clone();
+        for namespace in manifests
+            .manifests
+            .iter()
+            .filter_map(|m| m.namespace.clone())
+        {
+            if !all_namespaces.contains(&namespace) {
+                all_namespaces.push(namespace);
             }
         }
+        let namespaces = if when == "after" {
+            &all_namespaces
+        } else {
+            &deploy_namespace
+        };
         let mut env = self.options.env.clone();
         env.extend(skiff_hooks::static_variables(
             None,
@@ -510,7 +516,7 @@ impl DeploySession {
         env.extend(skiff_hooks::deploy_variables(
             &self.options.run_id,
             connection.map(|c| c.context.as_str()).unwrap_or_default(),
-            &namespaces,
+            namespaces,
         ));
         let run = skiff_hooks::HookRun::new(phase, "deploy", &env);
         let say = |text: String| {
@@ -521,17 +527,6 @@ impl DeploySession {
             });
         };
         say(format!("Starting {phase} hooks..."));
-        // Container hooks look in every namespace deployed to, the manifests' included.
-        let mut pod_namespaces = namespaces.clone();
-        for namespace in manifests
-            .manifests
-            .iter()
-            .filter_map(|m| m.namespace.clone())
-        {
-            if !pod_namespaces.contains(&namespace) {
-                pod_namespaces.push(namespace);
-            }
-        }
         for hook in hooks {
             match hook {
                 DeployHook::Host(host) => {
@@ -560,7 +555,7 @@ impl DeploySession {
                     };
                     self.run_container_hook(
                         connection,
-                        &pod_namespaces,
+                        &all_namespaces,
                         phase,
                         (command, pod_name, container_name.as_deref()),
                         reporter,
