@@ -171,6 +171,95 @@ fn tail(lines: &[String]) -> String {
     lines[start..].join("\n")
 }
 
+/// How [`stream`] handles a command's input and output.
+#[derive(Debug, Clone)]
+pub struct Streaming<'a> {
+    /// Put before each reported line (`[pre-build hook] `, `[test app] `).
+    pub prefix: &'a str,
+    /// The event source lines are reported under.
+    pub source: &'static str,
+    /// What standard input gets (the child must have been spawned with it piped).
+    pub stdin: Option<&'a str>,
+    /// Keep standard output without reporting it.
+    pub capture_stdout: bool,
+}
+
+/// What a streamed command printed, and how it ended.
+#[derive(Debug)]
+pub struct Streamed {
+    /// Its exit status, or why it could not be waited for (or its output read).
+    pub status: std::io::Result<std::process::ExitStatus>,
+    /// Standard output, line by line.
+    pub stdout: Vec<String>,
+    /// Standard error, line by line.
+    pub stderr: Vec<String>,
+}
+
+impl Streamed {
+    /// The last lines it printed: of standard error, or of standard output when it printed
+    /// nothing there — what a failure message shows.
+    pub fn tail(&self) -> String {
+        if self.stderr.is_empty() {
+            tail(&self.stdout)
+        } else {
+            tail(&self.stderr)
+        }
+    }
+}
+
+/// Feeds `child` its input, reports each line it prints as it comes (`{prefix}{line}`), and
+/// waits for it. The child's standard output and error must be piped. Dropping the future
+/// drops the child (spawn it with `kill_on_drop` to have it killed, as on a timeout).
+pub async fn stream(
+    mut child: tokio::process::Child,
+    streaming: &Streaming<'_>,
+    reporter: &dyn Reporter,
+) -> Streamed {
+    let writer = {
+        let stdin = child.stdin.take();
+        let input = streaming.stdin.map(str::to_owned);
+        async move {
+            if let (Some(input), Some(mut stdin)) = (input, stdin) {
+                // A command that does not read its input closes the pipe early: not an error.
+                let _ = stdin.write_all(input.as_bytes()).await;
+            }
+        }
+    };
+    let prefix = streaming.prefix;
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let out = lines(child.stdout.take(), |line| {
+        if !streaming.capture_stdout {
+            report(
+                reporter,
+                streaming.source,
+                Level::Info,
+                format!("{prefix}{line}"),
+            );
+        }
+        stdout.push(line);
+    });
+    let err = lines(child.stderr.take(), |line| {
+        report(
+            reporter,
+            streaming.source,
+            Level::Info,
+            format!("{prefix}{line}"),
+        );
+        stderr.push(line);
+    });
+    let ((), read_out, read_err) = tokio::join!(writer, out, err);
+    let status = match (child.wait().await, read_out.and(read_err)) {
+        (Ok(status), Ok(())) => Ok(status),
+        (Err(error), _) | (_, Err(error)) => Err(error),
+    };
+    Streamed {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
 /// Runs `hook` as `run` says, streaming its output to `reporter` as it comes.
 pub async fn run_host(
     hook: &HostHook,
@@ -212,60 +301,31 @@ pub async fn run_host(
     if let Some(dir) = &hook.dir {
         command.current_dir(dir);
     }
-    let mut child = command.spawn().map_err(|source| HookError::Start {
+    let child = command.spawn().map_err(|source| HookError::Start {
         phase: run.phase.to_owned(),
         command: command_line.clone(),
         source,
     })?;
-    let writer = {
-        let stdin = child.stdin.take();
-        let input = run.stdin.map(str::to_owned);
-        async move {
-            if let (Some(input), Some(mut stdin)) = (input, stdin) {
-                // A hook that does not read its input closes the pipe early: not an error.
-                let _ = stdin.write_all(input.as_bytes()).await;
-            }
-        }
-    };
     let prefix = format!("[{} hook] ", run.phase);
-    let mut stdout_lines = Vec::new();
-    let mut stderr_lines = Vec::new();
-    let out = lines(child.stdout.take(), |line| {
-        if !run.capture_stdout {
-            report(reporter, run.source, Level::Info, format!("{prefix}{line}"));
-        }
-        stdout_lines.push(line);
-    });
-    let err = lines(child.stderr.take(), |line| {
-        report(reporter, run.source, Level::Info, format!("{prefix}{line}"));
-        stderr_lines.push(line);
-    });
-    let ((), read_out, read_err) = tokio::join!(writer, out, err);
-    let status = child.wait().await;
-    let failed = |status: String, stdout: &[String], stderr: &[String]| HookError::Failed {
+    let streaming = Streaming {
+        prefix: &prefix,
+        source: run.source,
+        stdin: run.stdin,
+        capture_stdout: run.capture_stdout,
+    };
+    let streamed = stream(child, &streaming, reporter).await;
+    let failed = |status: String| HookError::Failed {
         phase: run.phase.to_owned(),
         command: command_line.clone(),
         status,
-        output: if stderr.is_empty() {
-            tail(stdout)
-        } else {
-            tail(stderr)
-        },
+        output: streamed.tail(),
     };
-    let status = match (status, read_out.and(read_err)) {
-        (Ok(status), Ok(())) => status,
-        (Err(error), _) | (_, Err(error)) => {
-            return Err(failed(
-                format!("could not run: {error}"),
-                &stdout_lines,
-                &stderr_lines,
-            ));
-        }
-    };
-    if !status.success() {
-        return Err(failed(status.to_string(), &stdout_lines, &stderr_lines));
+    match &streamed.status {
+        Ok(status) if status.success() => {}
+        Ok(status) => return Err(failed(status.to_string())),
+        Err(error) => return Err(failed(format!("could not run: {error}"))),
     }
-    let mut stdout = stdout_lines.join("\n");
+    let mut stdout = streamed.stdout.join("\n");
     if !stdout.is_empty() {
         stdout.push('\n');
     }

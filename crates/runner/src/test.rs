@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use skiff_config::EffectiveConfig;
 use skiff_types::event::{Event, Level, Reporter};
 use skiff_types::image::BuiltImage;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::RunnerError;
 
@@ -104,16 +103,8 @@ fn failed(image: &str, message: String) -> RunnerError {
     }
 }
 
-async fn lines(stream: Option<impl AsyncRead + Unpin>, mut each: impl FnMut(String)) {
-    let Some(stream) = stream else { return };
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        each(line);
-    }
-}
-
-/// Runs `program args` in `dir` with `env`, streaming its output as `[test IMAGE] …` lines;
-/// fails after `timeout`. Returns the last lines it printed when it fails.
+/// Runs `command` (`described` in messages), streaming its output as `[test IMAGE] …` lines;
+/// fails after `timeout`, or naming its exit status with the end of its output.
 async fn run_command(
     image: &str,
     mut command: tokio::process::Command,
@@ -126,58 +117,41 @@ async fn run_command(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = command
+    let child = command
         .spawn()
         .map_err(|e| failed(image, format!("`{described}` could not start: {e}")))?;
     let prefix = format!("[test {image}] ");
-    let output = std::sync::Mutex::new(Vec::<String>::new());
-    let say = |line: String| {
-        reporter.report(Event::Message {
-            source: "test",
-            level: Level::Info,
-            text: format!("{prefix}{line}"),
-        });
-        if let Ok(mut output) = output.lock() {
-            output.push(line);
-        }
+    let streaming = skiff_hooks::Streaming {
+        prefix: &prefix,
+        source: "test",
+        stdin: None,
+        capture_stdout: false,
     };
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let run = async {
-        tokio::join!(lines(stdout, say), lines(stderr, say));
-        child.wait().await
-    };
-    let status = match timeout {
-        Some(limit) => match tokio::time::timeout(limit, run).await {
-            Ok(status) => status,
-            Err(_) => {
-                return Err(failed(
-                    image,
-                    format!(
-                        "`{described}` did not finish within {} s (timeoutSeconds)",
-                        limit.as_secs()
-                    ),
-                ));
-            }
-        },
+    let run = skiff_hooks::stream(child, &streaming, reporter);
+    // On the timeout the child is dropped, and so killed.
+    let streamed = match timeout {
+        Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| {
+            failed(
+                image,
+                format!(
+                    "`{described}` did not finish within {} s (timeoutSeconds)",
+                    limit.as_secs()
+                ),
+            )
+        })?,
         None => run.await,
-    }
-    .map_err(|e| failed(image, format!("`{described}` could not run: {e}")))?;
+    };
+    let status = streamed
+        .status
+        .as_ref()
+        .map_err(|e| failed(image, format!("`{described}` could not run: {e}")))?;
     if status.success() {
         return Ok(());
     }
-    let output = output.into_inner().unwrap_or_default();
-    let tail = output[output.len().saturating_sub(20)..].join("\n");
     Err(failed(
         image,
-        format!("`{described}` failed ({status}):\n{tail}"),
+        format!("`{described}` failed ({status}):\n{}", streamed.tail()),
     ))
-}
-
-/// The executable `name` on `env`'s `PATH`.
-fn find_on_path(name: &str, env: &BTreeMap<String, String>) -> Option<PathBuf> {
-    std::env::split_paths(env.get("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
 }
 
 fn structure_test_configs(tests: &ImageTests) -> Result<Vec<PathBuf>, RunnerError> {
@@ -272,7 +246,12 @@ pub async fn run_tests(
         }
         if !tests.structure_tests.is_empty() {
             ran = true;
-            let Some(binary) = find_on_path(STRUCTURE_TEST_BINARY, env) else {
+            let search_path: Vec<PathBuf> = env
+                .get("PATH")
+                .map(|path| std::env::split_paths(path).collect())
+                .unwrap_or_default();
+            let Some(binary) = skiff_render::tools::find_tool(&search_path, STRUCTURE_TEST_BINARY)
+            else {
                 return Err(failed(
                     &tests.image,
                     format!(
