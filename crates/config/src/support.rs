@@ -252,25 +252,21 @@ pub(crate) fn check(
                 .collect();
             let location = locate(document, &steps);
             let field = dotted(&occurrence);
-            match treatment {
-                Treatment::Warn(what) => warnings.push(Warning {
+            let (refused, what) = match treatment {
+                Treatment::Warn(what) => (false, *what),
+                Treatment::Refuse(commands, what) => (commands.contains(&command), *what),
+            };
+            if refused {
+                return Err(ConfigError::NotSupported {
                     location: Some(location),
-                    message: format!("`{field}`: {what}"),
-                }),
-                Treatment::Refuse(commands, what) if !commands.contains(&command) => {
-                    warnings.push(Warning {
-                        location: Some(location),
-                        message: format!("`{field}`: {what}"),
-                    });
-                }
-                Treatment::Refuse(_, what) => {
-                    return Err(ConfigError::NotSupported {
-                        location: Some(location),
-                        field,
-                        message: (*what).to_owned(),
-                    });
-                }
+                    field,
+                    message: what.to_owned(),
+                });
             }
+            warnings.push(Warning {
+                location: Some(location),
+                message: format!("`{field}`: {what}"),
+            });
         }
     }
     Ok(())
