@@ -112,14 +112,14 @@ fn one_off_run_id(context: &RunContext, what: &str) -> String {
 /// did not pass.
 pub fn verify(cli: &Cli, args: &VerifyArgs, env: BTreeMap<String, String>) -> anyhow::Result<()> {
     let prepared = prepare(cli, &args.source, true, env)?;
-    let tests = skiff_runner::verify::verify_tests(&prepared.configs);
+    let tests = &prepared.project.verify;
     if tests.is_empty() {
         anyhow::bail!("the configuration has no `verify` tests");
     }
     let console = ConsoleReporter::new(false, true);
     let run_id = one_off_run_id(&prepared.context, "verify");
     runtime()?.block_on(skiff_runner::verify::verify(
-        &tests,
+        tests,
         &prepared.options.prebuilt,
         prepared.context.docker_host.as_deref(),
         &run_id,
@@ -131,7 +131,7 @@ pub fn verify(cli: &Cli, args: &VerifyArgs, env: BTreeMap<String, String>) -> an
 /// `skiff exec ACTION`: the custom action's containers to completion.
 pub fn exec(cli: &Cli, args: &ExecArgs, env: BTreeMap<String, String>) -> anyhow::Result<()> {
     let prepared = prepare(cli, &args.source, true, env)?;
-    let actions = skiff_runner::verify::custom_actions(&prepared.configs);
+    let actions = &prepared.project.actions;
     let Some(action) = actions.iter().find(|a| a.name == args.action) else {
         let names: Vec<&str> = actions.iter().map(|a| a.name.as_str()).collect();
         anyhow::bail!(

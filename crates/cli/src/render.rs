@@ -169,8 +169,6 @@ pub(crate) struct Prepared {
     pub cwd: PathBuf,
     pub project: Project,
     pub context: RunContext,
-    /// The loaded configs (for the sections only some commands read: `verify`, actions).
-    pub configs: Vec<skiff_config::EffectiveConfig>,
     pub options: RenderRunOptions,
     pub reporter: StderrReporter,
 }
@@ -260,7 +258,6 @@ pub(crate) fn prepare(
         cwd,
         project,
         context,
-        configs: loaded.configs,
         options,
         reporter,
     })

@@ -45,6 +45,7 @@ use crate::schedule::ArtifactGraph;
 use crate::settings::{BuildSettings, build_settings};
 use crate::sync::{SyncSettings, sync_settings_of};
 use crate::test::{TestSettings, test_settings};
+use crate::verify::{CustomAction, VerifyTest, custom_actions, verify_tests};
 
 /// Where strict templates live, per stage that uses them: those fields fail only when their
 /// stage runs (as in Skaffold, which expands templates at use).
@@ -153,6 +154,10 @@ pub struct Project {
     pub sync: SyncSettings,
     /// The tests of built images (`test`).
     pub test: TestSettings,
+    /// The `verify` tests.
+    pub verify: Vec<VerifyTest>,
+    /// The `customActions`.
+    pub actions: Vec<CustomAction>,
     /// Where and how to deploy.
     pub deploy: DeploySettings,
     /// `deploy.kubeContext` of the first config that sets one.
@@ -185,6 +190,8 @@ impl Project {
             build,
             sync,
             test: test_settings(configs),
+            verify: verify_tests(configs),
+            actions: custom_actions(configs),
             deploy,
             kube_context: configs
                 .iter()
