@@ -44,6 +44,15 @@ fn skiff(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `prefix-PID-NANOS`: an object name no other test run uses.
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -225,11 +234,7 @@ fn apply_deploys_a_rendered_file_as_it_is() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let name = format!("skiff-apply-{}-{nanos}", std::process::id());
+    let name = unique("skiff-apply");
     std::fs::create_dir_all(dir.path().join("k8s")).unwrap();
     std::fs::write(
         dir.path().join("skaffold.yaml"),
@@ -345,11 +350,7 @@ fn deploy_hooks_run_on_the_host_and_in_the_deployed_pod() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let name = format!("skiff-hook-{}-{nanos}", std::process::id());
+    let name = unique("skiff-hook");
     std::fs::create_dir_all(dir.path().join("k8s")).unwrap();
     std::fs::write(
         dir.path().join("skaffold.yaml"),
