@@ -28,6 +28,7 @@ pub(crate) fn run_options(context: &RunContext, with_run_id: bool) -> DeployRunO
         docker_host: context.docker_host.clone(),
         env: context.env.clone(),
         work_dir: context.work_dir.clone(),
+        port_proxy: false,
     }
 }
 

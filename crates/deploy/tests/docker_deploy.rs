@@ -1,5 +1,6 @@
 //! The Docker deployer against the real engine: run, serve, log, redeploy, port conflicts,
-//! cleanup, `skiff delete`, and an engine that is not there.
+//! cleanup, `skiff delete`, ports served by the process (`port_proxy`), and an engine that is
+//! not there.
 //!
 //! Every test uses its own run id and image names and removes what it created, also when it
 //! fails. Without an engine the tests are skipped, unless `CI=true`.
@@ -15,9 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use docker_support::{
-    Leftovers, build_image, build_image_running, container_exists, containers_labelled,
-    create_plain_container, docker_host, engine_available, fetch_until, forwarded, log_lines,
-    networks_labelled, unique, wait_for_event, warnings,
+    Leftovers, build_image, build_image_running, build_image_with, container_exists,
+    containers_labelled, create_plain_container, docker_host, engine_available, fetch_until,
+    forwarded, log_lines, networks_labelled, unique, wait_for_event, warnings,
 };
 use skiff_deploy::docker::{
     DockerDeployOptions, DockerDeployer, DockerPort, DockerTarget, container_name, delete_labelled,
@@ -47,7 +48,7 @@ fn options(run_id: &str, image_name: &str, local_port: Option<u16>) -> DockerDep
             address: None,
         }],
         stop_grace: Duration::from_secs(1),
-        use_compose: false,
+        ..DockerDeployOptions::default()
     }
 }
 
@@ -597,4 +598,165 @@ async fn compose_is_refused_with_a_clear_error() {
             .contains("skiff does not run Docker Compose"),
         "{error}"
     );
+}
+
+/// Asks `address` every few milliseconds until `stop` is set; returns every answer body, in
+/// order, and the number of requests that got none (refused, reset, empty).
+async fn poll(
+    address: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (Vec<String>, usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut answers = Vec::new();
+    let mut failed = 0;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let answer = async {
+            let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+            stream.write_all(b"GET / HTTP/1.0\r\n\r\n").await.ok()?;
+            let mut text = String::new();
+            stream.read_to_string(&mut text).await.ok()?;
+            let body = text.split("\r\n\r\n").nth(1)?.to_owned();
+            (!body.is_empty()).then_some(body)
+        };
+        match tokio::time::timeout(Duration::from_secs(5), answer).await {
+            Ok(Some(body)) => {
+                if answers.last() != Some(&body) {
+                    answers.push(body);
+                }
+            }
+            _ => failed += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (answers, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_the_port_proxy_a_replacement_takes_over_without_a_refused_request() {
+    if !engine_available("behind_the_port_proxy_a_replacement_takes_over_without_a_refused_request")
+        .await
+    {
+        return;
+    }
+    let run_id = unique();
+    let image_name = format!("skiff-it-{run_id}/web");
+    let mut leftovers = Leftovers::for_run(&run_id);
+    let v1 = build_image(&image_name, &format!("{image_name}:v1"), "proxied-one");
+    leftovers.images.push(v1.reference.to_string());
+    // Slow to start: listens two seconds after it starts.
+    let v2 = build_image_with(
+        &image_name,
+        &format!("{image_name}:v2"),
+        "proxied-two",
+        "/server",
+        "DELAY=2",
+    );
+    leftovers.images.push(v2.reference.to_string());
+    let exits = build_image_with(
+        &image_name,
+        &format!("{image_name}:exits"),
+        "x",
+        "/server",
+        "EXIT=3",
+    );
+    leftovers.images.push(exits.reference.to_string());
+    let never = build_image_with(
+        &image_name,
+        &format!("{image_name}:never"),
+        "never",
+        "/server",
+        "DELAY=3600",
+    );
+    leftovers.images.push(never.reference.to_string());
+    let port = free_port();
+    let mut options = options(&run_id, &image_name, Some(port));
+    options.port_proxy = true;
+    options.ready_timeout = Duration::from_secs(4);
+    let deployer = DockerDeployer::connect(target(), options).await.unwrap();
+    let reporter = Arc::new(CollectingReporter::default());
+
+    let first = container_name(&image_name, &run_id, 1);
+    let resources = deploy(&deployer, std::slice::from_ref(&v1), &reporter).await;
+    assert_eq!(resources, [(container(&first), ApplyAction::Created)]);
+    assert_eq!(forwarded(&reporter, &first), [local(port)]);
+    assert_eq!(
+        fetch_until(local(port), "proxied-one").await.as_deref(),
+        Ok("proxied-one")
+    );
+    // The container itself publishes only an ephemeral loopback port; the user's port is
+    // this process's.
+    let engine = bollard::Docker::connect_with_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let inspect = engine.inspect_container(&first, None).await.unwrap();
+    let published = inspect.network_settings.unwrap().ports.unwrap();
+    let binding = &published["8080/tcp"].as_ref().unwrap()[0];
+    assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
+    assert_ne!(
+        binding.host_port.as_deref(),
+        Some(port.to_string().as_str())
+    );
+
+    // A replacement that listens only after 2 s: every request during the swap is answered,
+    // first by the old container, then by the new one, never refused.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let polling = tokio::spawn(poll(local(port), Arc::clone(&stop)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = container_name(&image_name, &run_id, 2);
+    let resources = deploy(&deployer, std::slice::from_ref(&v2), &reporter).await;
+    assert_eq!(resources, [(container(&second), ApplyAction::Configured)]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (answers, failed) = polling.await.unwrap();
+    assert_eq!(answers, ["proxied-one", "proxied-two"]);
+    assert_eq!(failed, 0, "requests refused during the swap");
+    assert_eq!(forwarded(&reporter, &second), [local(port)]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while container_exists(&first) {
+        assert!(
+            Instant::now() < deadline,
+            "the replaced container is removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A replacement that exits, and one that never listens: each is an error naming why,
+    // removed, and the current container goes on serving.
+    for (broken, why) in [
+        (&exits, "exited (code 3)"),
+        (&never, "did not accept connections"),
+    ] {
+        let manifests = ManifestSet::default();
+        let input = DeployInput {
+            manifests: &manifests,
+            images: std::slice::from_ref(broken),
+        };
+        let error = deployer.deploy(&input, &*reporter).await.unwrap_err();
+        assert!(error.to_string().contains(why), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("previous container keeps serving"),
+            "{error}"
+        );
+        assert_eq!(
+            fetch_until(local(port), "proxied-two").await.as_deref(),
+            Ok("proxied-two")
+        );
+        let containers = deployer.containers().await;
+        assert_eq!(containers.len(), 1);
+        assert_eq!(containers[0].name, second);
+    }
+
+    // Cleanup: the containers are gone and so is the port.
+    deployer.cleanup(&*reporter).await.unwrap();
+    let label = format!("{RUN_ID_LABEL}={run_id}");
+    assert_eq!(containers_labelled(&label), Vec::<String>::new());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpListener::bind(local(port)).is_err() {
+        assert!(Instant::now() < deadline, "the port is free again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -214,6 +214,9 @@ pub struct DeployRunOptions {
     pub env: std::collections::BTreeMap<String, String>,
     /// The directory skiff runs in (`SKAFFOLD_WORK_DIR` for hooks).
     pub work_dir: Option<PathBuf>,
+    /// Serve `deploy.docker` ports from this process, so that a new container takes over
+    /// without a gap (`dev` sets it: its process stays up while the containers run).
+    pub port_proxy: bool,
 }
 
 impl DeployRunOptions {
@@ -339,6 +342,7 @@ impl DeploySession {
                         images: settings.docker_images.clone(),
                         ports: settings.docker_ports.clone(),
                         use_compose: settings.use_compose,
+                        port_proxy: options.port_proxy,
                         ..DockerDeployOptions::default()
                     },
                 )

@@ -13,7 +13,9 @@
 //! and ignore `SIGTERM`, which costs the engine's default 10 s otherwise), and the new one
 //! starts on the same host port; if it cannot start, the old one is started again and kept.
 //! Containers without published ports start before the old one is stopped. An unchanged
-//! reference leaves the container running.
+//! reference leaves the container running. With [`DockerDeployOptions::port_proxy`] (`dev`)
+//! the ports are served by this process instead and a replacement takes over without a gap
+//! (see `proxy.rs`).
 //!
 //! [`DockerDeployer::follow_logs`] streams every container of the run — including those a later
 //! redeploy starts — as [`Event::LogLine`]s, each line once. [`Deployer::cleanup`] removes the
@@ -66,6 +68,7 @@ mod logs;
 mod names;
 mod oneshot;
 mod ports;
+mod proxy;
 
 pub use cleanup::{delete_labelled, delete_labelled_images};
 pub use logs::LogHandle;
@@ -76,6 +79,8 @@ use engine::*;
 use logs::*;
 use names::*;
 use ports::*;
+pub use proxy::DRAIN_LIMIT;
+use proxy::*;
 use skiff_connect::{DockerConnection, describe, is_unreachable};
 
 /// The label naming the artifact image a container runs.
@@ -99,6 +104,9 @@ const LOG_RETRIES: u32 = 5;
 
 /// The longest wait between attempts to re-open a log stream while the engine is away.
 const LOG_RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// How long a replacement may take to accept connections behind the port proxy.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long [`DockerDeployer::check_engine`] waits for the engine's answer.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -139,6 +147,14 @@ pub struct DockerDeployOptions {
     pub stop_grace: Duration,
     /// `deploy.docker.useCompose`; refused, skiff does not run Compose.
     pub use_compose: bool,
+    /// Serve the forwarded ports from this process instead of publishing them on the
+    /// containers, so that a replacement takes over without a gap (see the `proxy` module).
+    /// Only for a process that stays up while the containers run (`dev`): the ports close
+    /// with the deployer.
+    pub port_proxy: bool,
+    /// With `port_proxy`: how long a replacement may take to accept connections before it is
+    /// given up and the old container keeps serving.
+    pub ready_timeout: Duration,
 }
 
 impl Default for DockerDeployOptions {
@@ -149,6 +165,8 @@ impl Default for DockerDeployOptions {
             ports: Vec::new(),
             stop_grace: DEFAULT_STOP_GRACE,
             use_compose: false,
+            port_proxy: false,
+            ready_timeout: DEFAULT_READY_TIMEOUT,
         }
     }
 }
@@ -209,6 +227,8 @@ pub struct DockerDeployer {
     state: tokio::sync::Mutex<State>,
     logs: Arc<LogHub>,
     health: Arc<EngineHealth>,
+    /// How this host reaches the containers' ports, once found (with `port_proxy`).
+    route: StdMutex<Option<Route>>,
 }
 
 /// What the deployer has running.
@@ -224,6 +244,10 @@ struct State {
     options_checked: bool,
     /// Whether leftovers of earlier runs were looked for (once per session).
     swept: bool,
+    /// With `port_proxy`: the user-facing listeners, by their address.
+    proxies: BTreeMap<SocketAddr, PortProxy>,
+    /// Replaced containers being drained and removed.
+    retiring: Vec<JoinHandle<()>>,
 }
 
 /// One container this deployer runs.
@@ -283,6 +307,7 @@ impl DockerDeployer {
             state: tokio::sync::Mutex::new(State::default()),
             logs,
             health,
+            route: StdMutex::new(None),
         })
     }
 
@@ -441,6 +466,7 @@ impl DockerDeployer {
     /// that a deploy of the same image leaves them as they are and a new image replaces them
     /// on the same host ports. Of several containers for one image, the newest generation is
     /// taken. Nothing is taken when the engine cannot list them: the deploy then starts afresh.
+    /// With `port_proxy` they are removed instead: they hold the ports this process serves.
     async fn adopt_running(&self, state: &mut State) {
         let Ok(containers) =
             skiffs_containers(&self.docker, &self.endpoint, Some(&self.options.run_id)).await
@@ -483,6 +509,21 @@ impl DockerDeployer {
                 .and_then(|(_, g)| g.parse::<u64>().ok())
                 .unwrap_or(0);
             let newest = state.generations.entry(image_name.clone()).or_insert(0);
+            if self.options.port_proxy {
+                // It publishes the user-facing ports itself, which this process is to serve:
+                // replaced like any changed container, only without a proxy to switch.
+                *newest = (*newest).max(generation);
+                let _ = stop_container(
+                    &self.docker,
+                    &self.endpoint,
+                    &id,
+                    &name,
+                    self.options.stop_grace,
+                )
+                .await;
+                let _ = remove_container(&self.docker, &self.endpoint, &id, &name).await;
+                continue;
+            }
             if generation < *newest || !running {
                 *newest = (*newest).max(generation);
                 continue;
@@ -634,7 +675,11 @@ impl DockerDeployer {
                 key,
                 Some(vec![PortBinding {
                     host_ip: Some(port.local_address.ip().to_string()),
-                    host_port: Some(port.local_address.port().to_string()),
+                    // Port 0: one the engine picks.
+                    host_port: Some(match port.local_address.port() {
+                        0 => String::new(),
+                        port => port.to_string(),
+                    }),
                 }]),
             );
         }
@@ -835,6 +880,11 @@ impl DockerDeployer {
         network: &str,
         reporter: &dyn Reporter,
     ) -> Result<Running, DeployError> {
+        if self.options.port_proxy {
+            return self
+                .replace_behind_proxy(state, image, previous, previous_runs, network, reporter)
+                .await;
+        }
         let generation = {
             let next = state
                 .generations
@@ -985,6 +1035,10 @@ impl Deployer for DockerDeployer {
 
     async fn cleanup(&self, reporter: &dyn Reporter) -> Result<(), DeployError> {
         let mut state = self.state.lock().await;
+        // What they would stop is removed below with the rest of the run.
+        for task in state.retiring.drain(..) {
+            task.abort();
+        }
         let result = remove_labelled(
             &self.docker,
             &self.endpoint,
@@ -1001,6 +1055,7 @@ impl Deployer for DockerDeployer {
         };
         report_deleted(reporter, &removed);
         state.running.clear();
+        state.proxies.clear();
         state.network = None;
         self.logs.retire_all();
         Ok(())

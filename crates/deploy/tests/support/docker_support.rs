@@ -19,7 +19,9 @@ use skiff_types::event::{CollectingReporter, Event, Level};
 use skiff_types::image::BuiltImage;
 
 /// The server: answers every request with `$BODY`, prints a start line and one line per
-/// request, and ignores `SIGTERM` like most apps running as PID 1.
+/// request, and ignores `SIGTERM` like most apps running as PID 1. With `$DELAY` it waits that
+/// many seconds before it listens (an app that takes time to start); with `$EXIT` it exits
+/// with that code instead of listening.
 const SERVER_C: &str = r#"
 #include <netinet/in.h>
 #include <signal.h>
@@ -36,6 +38,9 @@ int main(void) {
     if (body == NULL) body = "no BODY set";
     const char *port_text = getenv("PORT");
     int port = port_text ? atoi(port_text) : 8080;
+    const char *delay = getenv("DELAY");
+    if (delay != NULL) sleep(atoi(delay));
+    if (getenv("EXIT") != NULL) return atoi(getenv("EXIT"));
     int server = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -171,12 +176,28 @@ pub fn build_image_running(
     body: &str,
     entrypoint: &str,
 ) -> BuiltImage {
+    build_image_with(image_name, reference, body, entrypoint, "")
+}
+
+/// Like [`build_image_running`], with `ENV` lines added (`"DELAY=2"`).
+pub fn build_image_with(
+    image_name: &str,
+    reference: &str,
+    body: &str,
+    entrypoint: &str,
+    env: &str,
+) -> BuiltImage {
+    let env = if env.is_empty() {
+        String::new()
+    } else {
+        format!("ENV {env}\n")
+    };
     let context = tempfile::tempdir().unwrap();
     std::fs::copy(server_binary(), context.path().join("server")).unwrap();
     std::fs::write(
         context.path().join("Dockerfile"),
         format!(
-            "FROM scratch\nCOPY server /server\nENV BODY={body}\nEXPOSE 8080\n\
+            "FROM scratch\nCOPY server /server\nENV BODY={body}\n{env}EXPOSE 8080\n\
              ENTRYPOINT [\"{entrypoint}\"]\n"
         ),
     )

@@ -586,6 +586,9 @@ impl DevLoop {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), RunnerError> {
         let mut shutdown = Box::pin(shutdown);
+        // This process stays up while the containers run: it serves their ports, so that a
+        // new version takes over without a gap.
+        self.options.deploy.port_proxy = true;
         let mut control_rx = self.control_rx.take();
         let hand_over = watcher.trigger_handle();
         let mut state = self.connect().await?;
