@@ -43,6 +43,9 @@ pub enum Command {
     Run(RunArgs),
     /// Run, then rebuild and redeploy on every change until Ctrl-C, then clean up.
     Dev(DevArgs),
+    /// Run the `test` section against images already built (`--build-artifacts`, `--images`,
+    /// else the tags the taggers compute now), without building.
+    Test(TestArgs),
     /// Run the `verify` tests: each container to completion on the local Docker engine.
     Verify(VerifyArgs),
     /// Run a custom action (`customActions`) by name.
@@ -64,6 +67,7 @@ impl Command {
             Command::Render(_) => "render",
             Command::Run(_) => "run",
             Command::Dev(_) => "dev",
+            Command::Test(_) => "test",
             Command::Verify(_) => "verify",
             Command::Exec(_) => "exec",
             Command::Version => "version",
@@ -448,6 +452,13 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub rollout: RolloutArgs,
+}
+
+/// `skiff test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub source: ImageSourceArgs,
 }
 
 /// `skiff verify`.

@@ -7,7 +7,9 @@ use skiff_runner::deploy::DeployRunOptions;
 use skiff_runner::project::RunContext;
 use skiff_runner::render::{DigestSource, RenderSettings, RenderStage};
 
-use crate::args::{ApplyArgs, Cli, DeployArgs, ExecArgs, ImageSourceArgs, VerifyArgs};
+use skiff_types::event::{Event, Level, Reporter};
+
+use crate::args::{ApplyArgs, Cli, DeployArgs, ExecArgs, ImageSourceArgs, TestArgs, VerifyArgs};
 use crate::console::ConsoleReporter;
 use crate::render::{prepare, runtime};
 
@@ -127,6 +129,42 @@ pub fn verify(cli: &Cli, args: &VerifyArgs, env: BTreeMap<String, String>) -> an
         &console,
     ))?;
     Ok(())
+}
+
+/// `skiff test`: the `test` section against the images of `--build-artifacts`/`--images`, the
+/// others by the tags their taggers compute now (as `skaffold test`: nothing is built).
+pub fn test(cli: &Cli, args: &TestArgs, env: BTreeMap<String, String>) -> anyhow::Result<()> {
+    let prepared = prepare(cli, &args.source, true, env)?;
+    let tests = &prepared.project.test;
+    if tests.is_empty() {
+        anyhow::bail!("the configuration has no `test` section");
+    }
+    let console = ConsoleReporter::new(false, true);
+    runtime()?.block_on(async {
+        let (images, _) = RenderStage::new()
+            .images(&prepared.project.build, &prepared.options, &console)
+            .await?;
+        let took =
+            skiff_runner::test::run_tests(tests, &images, &prepared.context.env, &console).await?;
+        match took {
+            Some(took) => console.report(Event::Message {
+                source: "test",
+                level: Level::Info,
+                text: format!("tests passed in {:.1} s", took.as_secs_f64()),
+            }),
+            None => anyhow::bail!(
+                "no test ran: the `test` section names {}, which no artifact or --images \
+                 entry provides",
+                tests
+                    .tests
+                    .iter()
+                    .map(|t| t.image.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+        Ok(())
+    })
 }
 
 /// `skiff exec ACTION`: the custom action's containers to completion.

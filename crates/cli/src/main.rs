@@ -53,6 +53,7 @@ fn run(cli: &Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
     match &cli.command {
         Command::Build(args) => build::run(cli, args, env),
         Command::Apply(args) => deploy::apply(cli, args, env),
+        Command::Test(args) => deploy::test(cli, args, env),
         Command::Verify(args) => deploy::verify(cli, args, env),
         Command::Exec(args) => deploy::exec(cli, args, env),
         Command::Deploy(args) => deploy::run(cli, args, env),

@@ -237,6 +237,36 @@ fn build_runs_hooks_and_tests_of_the_built_image() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // `skiff test`: the tests alone, against the tag the tagger computes (the input digest, as
+    // the build tagged it), without a build.
+    let out = skiff(dir.path(), &["test"], &env);
+    let said_test = said(&out);
+    assert_eq!(out.status.code(), Some(1), "{said_test}");
+    assert!(said_test.contains("the test saw broken"), "{said_test}");
+    assert!(!said_test.contains("Building"), "{said_test}");
+    std::fs::remove_file(dir.path().join("broken")).unwrap();
+    let out = skiff(dir.path(), &["test"], &env);
+    let said_test = said(&out);
+    assert!(out.status.success(), "{said_test}");
+    assert!(
+        said_test.contains(&format!("[test {image}] tested {image}:")),
+        "{said_test}"
+    );
+    assert!(said_test.contains("tests passed in"), "{said_test}");
+    // With `--images`, that image is what is tested.
+    let out = skiff(
+        dir.path(),
+        &["test", "--images", &format!("{image}={image}:not-built")],
+        &env,
+    );
+    let said_test = said(&out);
+    assert_eq!(out.status.code(), Some(1), "{said_test}");
+    assert!(
+        said_test.contains(&format!("{image}:not-built")),
+        "{said_test}"
+    );
+
     let _ = Command::new("docker")
         .args(["image", "rm", "-f", &format!("{image}:latest")])
         .output();
