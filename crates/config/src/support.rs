@@ -80,10 +80,10 @@ pub const NOT_ACTED_ON: &[(&str, Treatment)] = &[
         ),
     ),
     (
-        "test[].custom[].dependencies",
+        "test[].custom[].dependencies.command",
         Treatment::Warn(
-            "a change to a test's dependencies does not re-run the test on its own in `dev` \
-             yet; tests run after every build",
+            "skiff does not run a command to list a test's dependencies; list them under \
+             `dependencies.paths` to have `dev` run the test again when they change",
         ),
     ),
     (

@@ -28,6 +28,7 @@ test:
   - command: ./test.sh
     dependencies:
       paths: [src/**]
+      command: ./list-test-inputs.sh
 verify:
 - name: smoke
   container:

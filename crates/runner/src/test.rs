@@ -4,7 +4,7 @@
 //! `container-structure-test` binary. A failing test fails the build's phase: `run` stops,
 //! `dev` keeps the old version serving and goes on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -28,6 +28,8 @@ pub struct CustomTest {
     /// `dependencies.paths` (globs relative to the test's context): the files whose change
     /// calls for running it again.
     pub dependency_paths: Vec<String>,
+    /// `dependencies.ignore`: globs of files under `dependency_paths` that do not.
+    pub dependency_ignore: Vec<String>,
 }
 
 /// The tests of one image (`test[]`).
@@ -59,6 +61,99 @@ impl TestSettings {
     pub fn is_empty(&self) -> bool {
         self.tests.is_empty()
     }
+
+    /// The tests of `images` only.
+    pub fn only(&self, images: &BTreeSet<String>) -> TestSettings {
+        TestSettings {
+            tests: self
+                .tests
+                .iter()
+                .filter(|t| images.contains(&t.image))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// What `dev` watches to run an image's tests again without a rebuild: each image's
+    /// `dependencies.paths` (minus `ignore`) under its test context. Fails on a glob that
+    /// does not parse, naming it.
+    pub fn watches(&self) -> Result<Vec<TestWatch>, RunnerError> {
+        let mut watches = Vec::new();
+        for tests in &self.tests {
+            let paths: Vec<&String> = tests
+                .custom
+                .iter()
+                .flat_map(|c| &c.dependency_paths)
+                .collect();
+            if paths.is_empty() {
+                continue;
+            }
+            let ignore: Vec<&String> = tests
+                .custom
+                .iter()
+                .flat_map(|c| &c.dependency_ignore)
+                .collect();
+            watches.push(TestWatch {
+                image: tests.image.clone(),
+                context: tests.context.clone(),
+                paths: glob_set(&tests.image, &paths)?,
+                ignore: glob_set(&tests.image, &ignore)?,
+            });
+        }
+        Ok(watches)
+    }
+}
+
+/// The files whose change runs one image's tests again (see [`TestSettings::watches`]).
+#[derive(Debug, Clone)]
+pub struct TestWatch {
+    image: String,
+    context: PathBuf,
+    paths: globset::GlobSet,
+    ignore: globset::GlobSet,
+}
+
+impl TestWatch {
+    /// The artifact image whose tests these are.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// The directory the dependency globs are relative to (the test's `context`).
+    pub fn context(&self) -> &Path {
+        &self.context
+    }
+
+    /// Whether a change to `path` (absolute) calls for the tests again.
+    pub fn matches(&self, path: &Path) -> bool {
+        path.strip_prefix(&self.context)
+            .is_ok_and(|relative| self.paths.is_match(relative) && !self.ignore.is_match(relative))
+    }
+}
+
+fn glob_set(image: &str, patterns: &[&String]) -> Result<globset::GlobSet, RunnerError> {
+    let mut set = globset::GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| {
+                failed(
+                    image,
+                    format!("test dependencies `{pattern}` is not a valid glob: {e}"),
+                )
+            })?;
+        set.add(glob);
+        // `dir` also stands for everything under it, as in a build's `dependencies.paths`.
+        if !pattern.contains(['*', '?', '[', '{']) {
+            let under = format!("{}/**", pattern.trim_end_matches('/'));
+            if let Ok(glob) = globset::Glob::new(&under) {
+                set.add(glob);
+            }
+        }
+    }
+    set.build()
+        .map_err(|e| failed(image, format!("test dependencies do not compile: {e}")))
 }
 
 /// The test settings of `configs`.
@@ -84,6 +179,11 @@ pub fn test_settings(configs: &[EffectiveConfig]) -> TestSettings {
                             .dependencies
                             .as_ref()
                             .and_then(|d| d.paths.clone())
+                            .unwrap_or_default(),
+                        dependency_ignore: custom
+                            .dependencies
+                            .as_ref()
+                            .and_then(|d| d.ignore.clone())
                             .unwrap_or_default(),
                     })
                     .collect(),
@@ -316,6 +416,7 @@ mod tests {
             command: command.into(),
             timeout: timeout.map(Duration::from_secs),
             dependency_paths: vec![],
+            dependency_ignore: vec![],
         }
     }
 

@@ -651,3 +651,79 @@ async fn a_failing_test_keeps_the_old_version_and_deploy_hooks_run_around_deploy
         ["before test-run", "after", "before test-run", "after"]
     );
 }
+
+#[tokio::test]
+async fn a_test_dependency_change_reruns_only_the_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::create_dir_all(root.join("k8s")).unwrap();
+    std::fs::create_dir_all(root.join("checks")).unwrap();
+    std::fs::write(root.join("app/main.c"), "int main(){}\n").unwrap();
+    std::fs::write(root.join("k8s/pod.yaml"), POD).unwrap();
+    std::fs::write(root.join("checks/expect.txt"), "ok\n").unwrap();
+    let runs = root.join("runs.log");
+    let config = format!(
+        "{CONFIG}test:\n- image: app\n  custom:\n  - command: echo \"$IMAGE\" >> {}; grep -q ok checks/expect.txt\n    dependencies:\n      paths: [checks]\n      ignore: ['**/*.md']\n",
+        runs.display()
+    );
+    std::fs::write(root.join("skaffold.yaml"), config).unwrap();
+    let mut options = options(&root);
+    let env = BTreeMap::from([("PATH".to_owned(), std::env::var("PATH").unwrap())]);
+    options.render.build.env = env.clone();
+    options.deploy.env = env;
+    let loaded = skiff_config::load(options.reload.as_ref().unwrap()).unwrap();
+    let builder = Arc::new(CountingBuilder::default());
+    let deployer = FakeDeployer::default();
+    let reporter = Arc::new(CollectingReporter::default());
+    let dev = DevLoop::new(&loaded.configs, options, reporter.clone())
+        .unwrap()
+        .with_build_stage(BuildStage::new().with_builder("app", builder.clone()))
+        .with_deployer(Box::new(deployer.clone()));
+    let roots = dev.watch_roots();
+    assert!(
+        roots.contains(&root),
+        "the test context is watched: {roots:?}"
+    );
+    let (changes, rx) = mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(dev.dev(Box::new(ChannelWatcher(rx)), async move {
+        let _ = stopped.await;
+    }));
+    wait_iterations(&reporter, 1).await;
+
+    // The test's dependency changes to something that fails: the tests run again on the
+    // deployed image, fail, and nothing is built or deployed.
+    std::fs::write(root.join("checks/expect.txt"), "not good\n").unwrap();
+    changes
+        .send(changed(root.join("checks/expect.txt")))
+        .unwrap();
+    wait_iterations(&reporter, 2).await;
+    let (summary, error) = finished(&reporter).last().cloned().unwrap();
+    assert!(summary.contains("tests of app failed"), "{summary}");
+    assert!(error.unwrap().contains("test of app failed"));
+    // Fixed: they pass.
+    std::fs::write(root.join("checks/expect.txt"), "ok again\n").unwrap();
+    changes
+        .send(changed(root.join("checks/expect.txt")))
+        .unwrap();
+    wait_iterations(&reporter, 3).await;
+    let (summary, error) = finished(&reporter).last().cloned().unwrap();
+    assert!(summary.contains("tests of app passed"), "{summary}");
+    assert_eq!(error, None);
+    // An ignored file under the dependencies does nothing.
+    changes.send(changed(root.join("checks/NOTES.md"))).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(finished(&reporter).len(), 3);
+
+    assert_eq!(builder.builds.load(Ordering::SeqCst), 1, "never rebuilt");
+    assert_eq!(
+        deployer.deployed.lock().unwrap().len(),
+        1,
+        "never redeployed"
+    );
+    let tested = std::fs::read_to_string(&runs).unwrap();
+    assert_eq!(tested.lines().collect::<Vec<_>>(), ["app:v1"; 3]);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}

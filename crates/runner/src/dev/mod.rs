@@ -230,6 +230,8 @@ struct Pipeline {
     /// `portForward` entries, when user forwards are on.
     port_forwards: Vec<PortForward>,
     manifests: ManifestInputs,
+    /// What runs an image's tests again without a rebuild (nothing with `--skip-tests`).
+    test_watches: Vec<crate::test::TestWatch>,
 }
 
 impl Pipeline {
@@ -243,10 +245,16 @@ impl Pipeline {
         let manifests = project.manifest_inputs()?;
         // Strict templates of the render stage fail at start, not on the first change.
         project.render()?;
+        let test_watches = if options.skip_tests {
+            Vec::new()
+        } else {
+            project.test.watches()?
+        };
         Ok(Pipeline {
             project,
             port_forwards,
             manifests,
+            test_watches,
         })
     }
 
@@ -472,12 +480,19 @@ impl DevLoop {
             .collect();
         roots.extend(self.pipeline.manifests.roots());
         roots.extend(self.pipeline.project.config_files.iter().cloned());
+        roots.extend(
+            self.pipeline
+                .test_watches
+                .iter()
+                .map(|w| w.context().to_path_buf()),
+        );
         roots.into_iter().collect()
     }
 
     /// What a watcher should ignore: for a path under Docker artifacts' contexts, what every
     /// one of those artifacts' `.dockerignore` excludes (the Dockerfile and the ignore file
-    /// themselves always count). Configuration files and manifest sources are never ignored.
+    /// themselves always count). Configuration files, manifest sources and test dependencies are
+    /// never ignored.
     pub fn watch_ignore(&self) -> IgnoreRules {
         let mut contexts = Vec::new();
         for artifact in &self.pipeline.project.build.artifacts {
@@ -516,8 +531,12 @@ impl DevLoop {
         }
         let config_files = self.pipeline.project.config_files.clone();
         let manifests = self.pipeline.manifests.clone();
+        let tests = self.pipeline.test_watches.clone();
         let exclude = move |path: &Path| {
-            if config_files.contains(path) || manifests.matches(path) {
+            if config_files.contains(path)
+                || manifests.matches(path)
+                || tests.iter().any(|t| t.matches(path))
+            {
                 return false;
             }
             let mut under_any = false;
@@ -656,7 +675,9 @@ impl DevLoop {
                                 }
                             }
                         }
-                        Plan::Update { .. } | Plan::Redeploy => owed.absorb(plan, relevant),
+                        Plan::Update { .. } | Plan::Redeploy | Plan::Retest(_) => {
+                            owed.absorb(plan, relevant)
+                        }
                     }
                 }
                 Err(ControlMessage::Execute(request)) => {
@@ -679,6 +700,20 @@ impl DevLoop {
                 };
                 for (image, files) in fallback {
                     owed.rebuild_instead(image, files);
+                }
+            }
+            // Tests belong to the build phase; an image owed a rebuild is tested with it.
+            if !owed.retest.is_empty() && self.phase_enabled(Phase::Build, &intents) {
+                let images: BTreeSet<String> = std::mem::take(&mut owed.retest)
+                    .into_iter()
+                    .filter(|image| !owed.rebuild.contains(image))
+                    .collect();
+                let paths = std::mem::take(&mut owed.retest_paths);
+                if !images.is_empty() {
+                    tokio::select! {
+                        () = self.retest_iteration(&state, &images, &paths) => {}
+                        () = &mut shutdown => break,
+                    }
                 }
             }
             let build = !owed.rebuild.is_empty() && self.phase_enabled(Phase::Build, &intents);
@@ -853,7 +888,49 @@ impl DevLoop {
             artifacts: &self.pipeline.project.build.artifacts,
             dependencies: &state.dependencies,
             manifests: &self.pipeline.manifests,
+            tests: &self.pipeline.test_watches,
         }
+    }
+
+    /// Runs the tests of `images` again on their current images (their test dependencies
+    /// changed, nothing they are built from), reporting it as one iteration. A failure is
+    /// the iteration's error; what runs is not touched either way.
+    async fn retest_iteration(&self, state: &State, images: &BTreeSet<String>, paths: &[PathBuf]) {
+        let trigger = describe_trigger(paths);
+        self.reporter.report(Event::IterationStarted {
+            trigger: trigger.clone(),
+        });
+        let started = Instant::now();
+        let names = images.iter().cloned().collect::<Vec<_>>().join(", ");
+        let result = crate::test::run_tests(
+            &self.pipeline.project.test.only(images),
+            &state.images,
+            &self.options.render.build.env,
+            &*self.reporter,
+        )
+        .await;
+        let total = started.elapsed();
+        let (summary, error) = match result {
+            Ok(Some(_)) => (
+                format!("{trigger} → tests of {names} passed ({})", millis(total)),
+                None,
+            ),
+            Ok(None) => (
+                format!("{trigger} → {names} has no built image to test yet"),
+                None,
+            ),
+            Err(error) => (
+                format!("{trigger} → tests of {names} failed"),
+                Some(error.to_string()),
+            ),
+        };
+        self.reporter.report(Event::IterationFinished {
+            trigger,
+            summary,
+            total,
+            phases: vec![("test".to_owned(), total)],
+            error,
+        });
     }
 
     /// Copies the `owed` files into the running containers of their artifacts, reporting one

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use skiff_build::ArtifactSpec;
+
+use crate::test::TestWatch;
 use skiff_render::ManifestInputs;
 use skiff_types::change::ChangeSet;
 use skiff_types::event::Level;
@@ -28,6 +30,9 @@ pub(super) enum Plan {
     },
     /// Render and deploy without building.
     Redeploy,
+    /// Run these artifacts' tests again on their current images: only test dependencies
+    /// changed.
+    Retest(BTreeSet<String>),
     /// Nothing the loop cares about changed.
     Nothing,
 }
@@ -81,6 +86,8 @@ pub(super) struct PlanInputs<'a> {
     /// Artifact image → its dependency files (`None`, or no entry: its whole context).
     pub dependencies: &'a BTreeMap<String, Option<BTreeSet<PathBuf>>>,
     pub manifests: &'a ManifestInputs,
+    /// The test dependencies of each image with tests (none with `--skip-tests`).
+    pub tests: &'a [TestWatch],
 }
 
 /// A plan, the changed paths that call for it, and what the loop should tell the user.
@@ -194,14 +201,31 @@ pub(super) fn plan(
         .filter(|p| inputs.manifests.matches(p))
         .map(|p| (*p).clone())
         .collect();
-    let plan = if manifests.is_empty() {
+    if !manifests.is_empty() {
+        return Planned {
+            plan: Plan::Redeploy,
+            relevant: manifests,
+            notes,
+        };
+    }
+    let mut retest = BTreeSet::new();
+    let mut relevant = Vec::new();
+    for path in &paths {
+        for watch in inputs.tests.iter().filter(|w| w.matches(path)) {
+            retest.insert(watch.image().to_owned());
+            if relevant.last() != Some(*path) {
+                relevant.push((*path).clone());
+            }
+        }
+    }
+    let plan = if retest.is_empty() {
         Plan::Nothing
     } else {
-        Plan::Redeploy
+        Plan::Retest(retest)
     };
     Planned {
         plan,
-        relevant: manifests,
+        relevant,
         notes,
     }
 }
@@ -220,6 +244,9 @@ pub(super) struct Owed {
     pub redeploy: bool,
     /// The changed paths that call for it, for the iteration's trigger.
     pub paths: Vec<PathBuf>,
+    /// Artifacts whose tests are to run again, and the changed paths that call for it.
+    pub retest: BTreeSet<String>,
+    pub retest_paths: Vec<PathBuf>,
 }
 
 impl Owed {
@@ -231,10 +258,14 @@ impl Owed {
         }
     }
 
-    /// Adds what an update or a redeploy calls for (other plans owe nothing).
+    /// Adds what an update, a redeploy or a retest calls for (other plans owe nothing).
     pub fn absorb(&mut self, plan: Plan, relevant: Vec<PathBuf>) {
         match plan {
             Plan::Update { sync, rebuild } => {
+                // A rebuild runs the tests anyway.
+                for image in rebuild.keys() {
+                    self.retest.remove(image);
+                }
                 for (image, files) in sync {
                     // An artifact already owed a rebuild gets these files with it.
                     if self.rebuild.contains(&image) {
@@ -261,6 +292,14 @@ impl Owed {
             Plan::Redeploy => {
                 self.redeploy = true;
                 self.add_paths(relevant);
+            }
+            Plan::Retest(images) => {
+                self.retest.extend(images);
+                for path in relevant {
+                    if !self.retest_paths.contains(&path) {
+                        self.retest_paths.push(path);
+                    }
+                }
             }
             Plan::Reload | Plan::Nothing => {}
         }
@@ -315,6 +354,7 @@ mod tests {
         artifacts: Vec<ArtifactSpec>,
         dependencies: BTreeMap<String, Option<BTreeSet<PathBuf>>>,
         manifests: ManifestInputs,
+        tests: Vec<TestWatch>,
     }
 
     impl Fixture {
@@ -332,6 +372,7 @@ mod tests {
                 artifacts: vec![artifact("app", "/p/app"), artifact("web", "/p/web")],
                 dependencies,
                 manifests: ManifestInputs::of(&[]).unwrap(),
+                tests: test_watches(),
             }
         }
 
@@ -342,8 +383,73 @@ mod tests {
                 artifacts: &self.artifacts,
                 dependencies: &self.dependencies,
                 manifests: &self.manifests,
+                tests: &self.tests,
             }
         }
+    }
+
+    /// `app`'s tests depend on `/p/tests/**` except `*.md`, and on `/p/app/main.go`.
+    fn test_watches() -> Vec<TestWatch> {
+        use crate::test::{CustomTest, ImageTests, TestSettings};
+        TestSettings {
+            tests: vec![ImageTests {
+                image: "app".into(),
+                context: "/p".into(),
+                custom: vec![CustomTest {
+                    command: "true".into(),
+                    timeout: None,
+                    dependency_paths: vec!["tests".into(), "app/main.go".into()],
+                    dependency_ignore: vec!["**/*.md".into()],
+                }],
+                structure_tests: Vec::new(),
+                structure_tests_args: Vec::new(),
+                base_dir: "/p".into(),
+            }],
+        }
+        .watches()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_test_dependency_alone_reruns_the_tests_and_a_rebuild_takes_them_over() {
+        let fixture = Fixture::new();
+        let planned = plan(
+            &fixture.inputs(true),
+            &change(&["/p/tests/api_test.sh", "/p/tests/README.md"], &[]),
+            &www_syncs,
+        );
+        assert_eq!(
+            planned.plan,
+            Plan::Retest(BTreeSet::from(["app".to_owned()]))
+        );
+        assert_eq!(planned.relevant, [PathBuf::from("/p/tests/api_test.sh")]);
+        assert_eq!(
+            plan(
+                &fixture.inputs(true),
+                &change(&["/p/tests/README.md"], &[]),
+                &www_syncs
+            )
+            .plan,
+            Plan::Nothing
+        );
+        // A file that is both an input of the image and a test dependency: rebuilt (and so
+        // tested).
+        let planned = plan(
+            &fixture.inputs(true),
+            &change(&["/p/app/main.go"], &[]),
+            &www_syncs,
+        );
+        assert!(matches!(planned.plan, Plan::Update { .. }));
+
+        let mut owed = Owed::default();
+        owed.absorb(
+            Plan::Retest(BTreeSet::from(["app".to_owned()])),
+            vec!["/p/tests/api_test.sh".into()],
+        );
+        assert!(owed.retest.contains("app"));
+        assert!(!owed.redeploy);
+        owed.absorb(planned.plan, planned.relevant);
+        assert!(owed.retest.is_empty(), "the rebuild runs the tests");
     }
 
     fn www_syncs(image: &str, files: &ChangedFiles) -> SyncVerdict {
