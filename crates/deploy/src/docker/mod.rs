@@ -868,6 +868,13 @@ impl DockerDeployer {
         }
     }
 
+    /// The name of `image_name`'s next container (its next generation).
+    fn next_container_name(&self, state: &mut State, image_name: &str) -> String {
+        let next = state.generations.entry(image_name.to_owned()).or_insert(0);
+        *next += 1;
+        container_name_for(&self.short_name(image_name), &self.options.run_id, *next)
+    }
+
     /// Starts `image`'s next container, replacing `previous` (which runs, unless
     /// `previous_runs` is false: an engine restart stopped it, say). On error, `previous` is
     /// left as it was.
@@ -885,16 +892,7 @@ impl DockerDeployer {
                 .replace_behind_proxy(state, image, previous, previous_runs, network, reporter)
                 .await;
         }
-        let generation = {
-            let next = state
-                .generations
-                .entry(image.image_name.clone())
-                .or_insert(0);
-            *next += 1;
-            *next
-        };
-        let short_name = self.short_name(&image.image_name);
-        let name = container_name_for(&short_name, &self.options.run_id, generation);
+        let name = self.next_container_name(state, &image.image_name);
         let mut ports = self.plan_ports(state, &image.image_name, &name, previous, reporter)?;
         let mut id = self.create_container(&name, image, network, &ports).await?;
         let shares_port = previous.is_some_and(|old| ports.iter().any(|p| old.ports.contains(p)));

@@ -312,16 +312,7 @@ impl DockerDeployer {
         network: &str,
         reporter: &dyn Reporter,
     ) -> Result<Running, DeployError> {
-        let generation = {
-            let next = state
-                .generations
-                .entry(image.image_name.clone())
-                .or_insert(0);
-            *next += 1;
-            *next
-        };
-        let short_name = self.short_name(&image.image_name);
-        let name = container_name_for(&short_name, &self.options.run_id, generation);
+        let name = self.next_container_name(state, &image.image_name);
         let ports = self.plan_ports(state, &image.image_name, &name, previous, reporter)?;
         for port in &ports {
             if let std::collections::btree_map::Entry::Vacant(free) =
