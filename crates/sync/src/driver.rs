@@ -131,7 +131,11 @@ async fn run_hooks<T: Transport>(
                         reporter.report(Event::Message {
                             source: "sync",
                             level: skiff_types::event::Level::Info,
-                            text: format!("[{phase}-sync hook {}] {line}", T::name(container)),
+                            text: format!(
+                                "[{} hook {}] {line}",
+                                crate::hooks::hook_phase(phase),
+                                T::name(container)
+                            ),
                         });
                     }
                 }

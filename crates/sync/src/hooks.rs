@@ -83,8 +83,7 @@ pub async fn run_host_hooks(
 ) -> Result<(), SyncError> {
     let mut env = base.clone();
     env.extend(vars.iter().cloned());
-    let hook_phase = format!("{}-sync", if phase == "before" { "pre" } else { "post" });
-    let run = skiff_hooks::HookRun::new(&hook_phase, "sync", &env);
+    let run = skiff_hooks::HookRun::new(hook_phase(phase), "sync", &env);
     for hook in hooks {
         let SyncHook::Host(host) = hook else {
             continue;
@@ -94,6 +93,15 @@ pub async fn run_host_hooks(
             .map_err(|source| SyncError::HostHook { phase, source })?;
     }
     Ok(())
+}
+
+/// How a hook phase (`before`, `after`) is named in output: `pre-sync`, `post-sync`.
+pub(crate) fn hook_phase(phase: &str) -> &'static str {
+    if phase == "before" {
+        "pre-sync"
+    } else {
+        "post-sync"
+    }
 }
 
 #[cfg(test)]

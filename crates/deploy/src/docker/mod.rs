@@ -86,6 +86,13 @@ use skiff_connect::{DockerConnection, describe, is_unreachable};
 /// The label naming the artifact image a container runs.
 pub const IMAGE_LABEL: &str = "skiff.dev/image";
 
+/// The label saying how a container's ports reach the user: [`PORTS_PROXIED`] when the
+/// process that started it serves them (its own published ports are ephemeral).
+pub const PORTS_LABEL: &str = "skiff.dev/ports";
+
+/// [`PORTS_LABEL`]'s value for a container behind the port proxy.
+pub const PORTS_PROXIED: &str = "proxied";
+
 /// The grace period between `SIGTERM` and `SIGKILL` in `dev` and for [`delete_labelled`].
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(1);
 
@@ -483,6 +490,11 @@ impl DockerDeployer {
             else {
                 continue;
             };
+            let proxied = container
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(PORTS_LABEL))
+                .is_some_and(|v| v == PORTS_PROXIED);
             let running = container.state == Some(ContainerSummaryStateEnum::RUNNING);
             let ports: Vec<PublishedPort> = container
                 .ports
@@ -509,7 +521,7 @@ impl DockerDeployer {
                 .and_then(|(_, g)| g.parse::<u64>().ok())
                 .unwrap_or(0);
             let newest = state.generations.entry(image_name.clone()).or_insert(0);
-            if self.options.port_proxy {
+            if self.options.port_proxy && !proxied {
                 // It publishes the user-facing ports itself, which this process is to serve:
                 // replaced like any changed container, only without a proxy to switch.
                 *newest = (*newest).max(generation);
@@ -529,6 +541,9 @@ impl DockerDeployer {
                 continue;
             }
             *newest = generation;
+            // Behind a proxy its published ports are ephemeral, not the user's: the deploy
+            // that keeps it serves the user's ports anew.
+            let ports = if proxied { Vec::new() } else { ports };
             self.logs.add(&id, &name, &image_name);
             state.running.insert(
                 image_name,
@@ -666,6 +681,9 @@ impl DockerDeployer {
         let short_name = self.short_name(&image.image_name);
         let mut labels = run_labels(&self.options.run_id);
         labels.insert(IMAGE_LABEL.to_owned(), image.image_name.clone());
+        if self.options.port_proxy {
+            labels.insert(PORTS_LABEL.to_owned(), PORTS_PROXIED.to_owned());
+        }
         let mut port_bindings = HashMap::new();
         let mut exposed = Vec::new();
         for port in ports {
@@ -1103,7 +1121,12 @@ impl DockerDeployer {
                         });
                         if first_deploy {
                             // Taken over from an earlier invocation: say where it serves.
-                            report_ports(reporter, current);
+                            let current = if self.options.port_proxy {
+                                self.serve_adopted(&mut state, image_name, reporter).await?
+                            } else {
+                                current.clone()
+                            };
+                            report_ports(reporter, &current);
                         }
                         outcome
                             .resources

@@ -419,6 +419,49 @@ impl DockerDeployer {
         })
     }
 
+    /// Serves the user's ports of `image_name`'s container taken over from an earlier `dev`
+    /// of this run (killed: its proxies went with it); returns it with those ports.
+    pub(super) async fn serve_adopted(
+        &self,
+        state: &mut State,
+        image_name: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<Running, DeployError> {
+        let Some(current) = state.running.get(image_name).cloned() else {
+            return Err(DeployError::Docker {
+                operation: "deploy".to_owned(),
+                message: format!("no container of {image_name} to serve"),
+            });
+        };
+        let ports = self.plan_ports(state, image_name, &current.name, None, reporter)?;
+        let (addresses, _) = self.addresses(&current.id, &current.name).await?;
+        for port in &ports {
+            let route = self.route(&addresses, port.container_port).await;
+            let Some(backend) = addresses.of(port.container_port, route) else {
+                continue;
+            };
+            if let std::collections::btree_map::Entry::Vacant(free) =
+                state.proxies.entry(port.local_address)
+            {
+                let proxy =
+                    PortProxy::bind(port.local_address).map_err(|e| DeployError::Listen {
+                        address: port.local_address.to_string(),
+                        reason: format!(
+                            "cannot serve {}:{} there: {e}",
+                            current.name, port.container_port
+                        ),
+                    })?;
+                free.insert(proxy);
+            }
+            if let Some(proxy) = state.proxies.get(&port.local_address) {
+                proxy.switch(backend);
+            }
+        }
+        let served = Running { ports, ..current };
+        state.running.insert(image_name.to_owned(), served.clone());
+        Ok(served)
+    }
+
     /// Stops and removes `old` once the connections it still serves are done (at most
     /// [`DRAIN_LIMIT`]), without holding up the deploy: the new container serves already.
     /// A failure here leaves a labelled container that cleanup removes.
