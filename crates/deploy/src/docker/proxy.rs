@@ -315,16 +315,7 @@ impl DockerDeployer {
         let name = self.next_container_name(state, &image.image_name);
         let ports = self.plan_ports(state, &image.image_name, &name, previous, reporter)?;
         for port in &ports {
-            if let std::collections::btree_map::Entry::Vacant(free) =
-                state.proxies.entry(port.local_address)
-            {
-                let proxy =
-                    PortProxy::bind(port.local_address).map_err(|e| DeployError::Listen {
-                        address: port.local_address.to_string(),
-                        reason: format!("cannot serve {name}:{} there: {e}", port.container_port),
-                    })?;
-                free.insert(proxy);
-            }
+            proxy_for(state, port, &name)?;
         }
         let ephemeral: Vec<PublishedPort> = ports
             .iter()
@@ -440,22 +431,7 @@ impl DockerDeployer {
             let Some(backend) = addresses.of(port.container_port, route) else {
                 continue;
             };
-            if let std::collections::btree_map::Entry::Vacant(free) =
-                state.proxies.entry(port.local_address)
-            {
-                let proxy =
-                    PortProxy::bind(port.local_address).map_err(|e| DeployError::Listen {
-                        address: port.local_address.to_string(),
-                        reason: format!(
-                            "cannot serve {}:{} there: {e}",
-                            current.name, port.container_port
-                        ),
-                    })?;
-                free.insert(proxy);
-            }
-            if let Some(proxy) = state.proxies.get(&port.local_address) {
-                proxy.switch(backend);
-            }
+            proxy_for(state, port, &current.name)?.switch(backend);
         }
         let served = Running { ports, ..current };
         state.running.insert(image_name.to_owned(), served.clone());
@@ -481,6 +457,27 @@ impl DockerDeployer {
             let _ = remove_container(&docker, &endpoint, &id, &name).await;
             logs.retire(&id);
         }));
+    }
+}
+
+/// The proxy serving `port`'s local address, listening there first if none does yet.
+fn proxy_for<'a>(
+    state: &'a mut State,
+    port: &PublishedPort,
+    container: &str,
+) -> Result<&'a PortProxy, DeployError> {
+    match state.proxies.entry(port.local_address) {
+        std::collections::btree_map::Entry::Occupied(served) => Ok(served.into_mut()),
+        std::collections::btree_map::Entry::Vacant(free) => {
+            let proxy = PortProxy::bind(port.local_address).map_err(|e| DeployError::Listen {
+                address: port.local_address.to_string(),
+                reason: format!(
+                    "cannot serve {container}:{} there: {e}",
+                    port.container_port
+                ),
+            })?;
+            Ok(free.insert(proxy))
+        }
     }
 }
 
