@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use skiff_build::dockerignore::DockerIgnore;
 use skiff_config::EffectiveConfig;
 use skiff_types::event::{Event, Level, Reporter};
 use skiff_types::image::BuiltImage;
@@ -96,8 +97,8 @@ impl TestSettings {
             watches.push(TestWatch {
                 image: tests.image.clone(),
                 context: tests.context.clone(),
-                paths: glob_set(&tests.image, &paths)?,
-                ignore: glob_set(&tests.image, &ignore)?,
+                paths: patterns(&tests.image, "paths", &paths)?,
+                ignore: patterns(&tests.image, "ignore", &ignore)?,
             });
         }
         Ok(watches)
@@ -105,12 +106,14 @@ impl TestSettings {
 }
 
 /// The files whose change runs one image's tests again (see [`TestSettings::watches`]).
+/// `paths` and `ignore` match as a custom artifact's `dependencies` do (`.dockerignore`
+/// syntax: a directory stands for everything below it).
 #[derive(Debug, Clone)]
 pub struct TestWatch {
     image: String,
     context: PathBuf,
-    paths: globset::GlobSet,
-    ignore: globset::GlobSet,
+    paths: DockerIgnore,
+    ignore: DockerIgnore,
 }
 
 impl TestWatch {
@@ -126,34 +129,16 @@ impl TestWatch {
 
     /// Whether a change to `path` (absolute) calls for the tests again.
     pub fn matches(&self, path: &Path) -> bool {
-        path.strip_prefix(&self.context)
-            .is_ok_and(|relative| self.paths.is_match(relative) && !self.ignore.is_match(relative))
+        path.strip_prefix(&self.context).is_ok_and(|relative| {
+            let relative = relative.to_string_lossy().replace('\\', "/");
+            self.paths.is_excluded(&relative) && !self.ignore.is_excluded(&relative)
+        })
     }
 }
 
-fn glob_set(image: &str, patterns: &[&String]) -> Result<globset::GlobSet, RunnerError> {
-    let mut set = globset::GlobSetBuilder::new();
-    for pattern in patterns {
-        let glob = globset::GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| {
-                failed(
-                    image,
-                    format!("test dependencies `{pattern}` is not a valid glob: {e}"),
-                )
-            })?;
-        set.add(glob);
-        // `dir` also stands for everything under it, as in a build's `dependencies.paths`.
-        if !pattern.contains(['*', '?', '[', '{']) {
-            let under = format!("{}/**", pattern.trim_end_matches('/'));
-            if let Ok(glob) = globset::Glob::new(&under) {
-                set.add(glob);
-            }
-        }
-    }
-    set.build()
-        .map_err(|e| failed(image, format!("test dependencies do not compile: {e}")))
+fn patterns(image: &str, field: &str, patterns: &[&String]) -> Result<DockerIgnore, RunnerError> {
+    DockerIgnore::from_patterns(patterns)
+        .map_err(|e| failed(image, format!("test dependencies.{field}: {}", e.message)))
 }
 
 /// The test settings of `configs`.
