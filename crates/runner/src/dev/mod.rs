@@ -704,10 +704,7 @@ impl DevLoop {
             }
             // Tests belong to the build phase; an image owed a rebuild is tested with it.
             if !owed.retest.is_empty() && self.phase_enabled(Phase::Build, &intents) {
-                let images: BTreeSet<String> = std::mem::take(&mut owed.retest)
-                    .into_iter()
-                    .filter(|image| !owed.rebuild.contains(image))
-                    .collect();
+                let images = std::mem::take(&mut owed.retest);
                 let paths = std::mem::take(&mut owed.retest_paths);
                 if !images.is_empty() {
                     tokio::select! {

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use skiff_build::ArtifactSpec;
-
-use crate::test::TestWatch;
 use skiff_render::ManifestInputs;
 use skiff_types::change::ChangeSet;
 use skiff_types::event::Level;
+
+use crate::test::TestWatch;
 
 /// What a change calls for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,7 +244,8 @@ pub(super) struct Owed {
     pub redeploy: bool,
     /// The changed paths that call for it, for the iteration's trigger.
     pub paths: Vec<PathBuf>,
-    /// Artifacts whose tests are to run again, and the changed paths that call for it.
+    /// Artifacts whose tests are to run again, and the changed paths that call for it
+    /// (never one owed a rebuild: the build runs its tests).
     pub retest: BTreeSet<String>,
     pub retest_paths: Vec<PathBuf>,
 }
@@ -294,7 +295,8 @@ impl Owed {
                 self.add_paths(relevant);
             }
             Plan::Retest(images) => {
-                self.retest.extend(images);
+                self.retest
+                    .extend(images.into_iter().filter(|i| !self.rebuild.contains(i)));
                 for path in relevant {
                     if !self.retest_paths.contains(&path) {
                         self.retest_paths.push(path);
@@ -307,6 +309,7 @@ impl Owed {
 
     /// `image`'s files could not be synced: rebuild it instead.
     pub fn rebuild_instead(&mut self, image: String, files: ChangedFiles) {
+        self.retest.remove(&image);
         self.rebuild.insert(image.clone());
         self.redeploy = true;
         self.add_paths(files.paths().cloned().collect::<Vec<_>>());
@@ -450,6 +453,19 @@ mod tests {
         assert!(!owed.redeploy);
         owed.absorb(planned.plan, planned.relevant);
         assert!(owed.retest.is_empty(), "the rebuild runs the tests");
+        // Nor is a retest owed for an image already owed a rebuild, or rebuilt instead of synced.
+        owed.absorb(
+            Plan::Retest(BTreeSet::from(["app".to_owned()])),
+            vec!["/p/tests/api_test.sh".into()],
+        );
+        assert!(owed.retest.is_empty());
+        let mut owed = Owed::default();
+        owed.absorb(
+            Plan::Retest(BTreeSet::from(["web".to_owned()])),
+            vec!["/p/tests/web_test.sh".into()],
+        );
+        owed.rebuild_instead("web".into(), files(&["/p/web/index.html"], &[]));
+        assert!(owed.retest.is_empty());
     }
 
     fn www_syncs(image: &str, files: &ChangedFiles) -> SyncVerdict {
