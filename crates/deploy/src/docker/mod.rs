@@ -473,7 +473,9 @@ impl DockerDeployer {
     /// that a deploy of the same image leaves them as they are and a new image replaces them
     /// on the same host ports. Of several containers for one image, the newest generation is
     /// taken. Nothing is taken when the engine cannot list them: the deploy then starts afresh.
-    /// With `port_proxy` they are removed instead: they hold the ports this process serves.
+    /// With `port_proxy`, containers that publish the user's ports themselves (left by `run`)
+    /// are removed instead: those ports are this process's to serve; proxied ones (left by a
+    /// killed `dev`) are taken over, and the deploy serves their ports again.
     async fn adopt_running(&self, state: &mut State) {
         let Ok(containers) =
             skiffs_containers(&self.docker, &self.endpoint, Some(&self.options.run_id)).await

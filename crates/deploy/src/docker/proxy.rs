@@ -246,6 +246,16 @@ impl DockerDeployer {
         route
     }
 
+    /// Where this host reaches `container_port` of the container at `addresses`.
+    async fn reach(
+        &self,
+        addresses: &ContainerAddresses,
+        container_port: u16,
+    ) -> Option<SocketAddr> {
+        let route = self.route(addresses, container_port).await;
+        addresses.of(container_port, route)
+    }
+
     /// Waits until container `name` accepts connections on every one of `ports`; returns
     /// where each is reached. Fails when it exits first or `ready_timeout` passes.
     async fn wait_until_serving(
@@ -269,6 +279,8 @@ impl DockerDeployer {
             }
             let mut found = BTreeMap::new();
             for &port in ports {
+                // The probe depends on the route: through a published port "accepts" means
+                // more than a connection.
                 let route = self.route(&addresses, port).await;
                 let Some(address) = addresses.of(port, route) else {
                     break;
@@ -356,8 +368,7 @@ impl DockerDeployer {
             };
             let mut backends = BTreeMap::new();
             for &port in &container_ports {
-                let route = self.route(&addresses, port).await;
-                if let Some(address) = addresses.of(port, route) {
+                if let Some(address) = self.reach(&addresses, port).await {
                     backends.insert(port, address);
                 }
             }
@@ -427,8 +438,7 @@ impl DockerDeployer {
         let ports = self.plan_ports(state, image_name, &current.name, None, reporter)?;
         let (addresses, _) = self.addresses(&current.id, &current.name).await?;
         for port in &ports {
-            let route = self.route(&addresses, port.container_port).await;
-            let Some(backend) = addresses.of(port.container_port, route) else {
+            let Some(backend) = self.reach(&addresses, port.container_port).await else {
                 continue;
             };
             proxy_for(state, port, &current.name)?.switch(backend);
